@@ -1,0 +1,369 @@
+"""Layers, readouts and the network (DESIGN.md section 3).
+
+    currents_t^l = x_t^l @ W_in^l + z_{t-1}^l @ W_rec^l + b^l     (B, n, m)
+    s_t^l        = neuron.step(s_{t-1}^l, currents_t^l)           vmapped, neuron-local
+    z_t^l        = neuron.output(s_t^l)
+    y_t          = kappa y_{t-1} + (1 - kappa) (z_t^L @ W_out + b_out)
+
+``x_t^1`` is the network input and ``x_t^l = z_t^{l-1}``.  ``kappa = 0`` for the linear
+readout, ``exp(-1/tau)`` for the leaky-integrator readout.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .neurons.base import (
+    AbstractNeuron,
+    layer_init_state,
+    layer_output,
+    layer_step,
+    per_neuron_params,
+)
+from .neurons.spiking import decay_factor
+
+__all__ = [
+    "Layer",
+    "AbstractReadout",
+    "LinearReadout",
+    "LeakyReadout",
+    "Network",
+    "NetworkState",
+    "check_inputs",
+]
+
+
+def _check_size(owner: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(
+            f"{owner}: expected {name} to be a positive integer, received {value!r}"
+        )
+    return int(value)
+
+
+class Layer(eqx.Module):
+    """A layer of ``n`` identical neurons, recurrent or feed-forward.
+
+    Built without weights as a specification (``Layer(LIF(), 128, recurrent=True)``);
+    :class:`Network` creates the weights.  Weights: ``w_in`` (p, n, m), ``w_rec``
+    (n, n, m) or ``None``, ``bias`` (n, m).
+
+    Initialisation: normal with standard deviation ``gain / sqrt(fan_in)`` for
+    ``w_in`` and ``w_rec`` (``fan_in`` = presynaptic units), zero bias, and for spiking
+    models no self-connections.  ``input_gain`` / ``recurrent_gain`` default to the
+    neuron's needs (1.0 for rate units, larger for spiking units whose threshold must be
+    reached).
+    """
+
+    neuron: AbstractNeuron
+    n: int = eqx.field(static=True)
+    recurrent: bool = eqx.field(static=True)
+    input_gain: float | None = eqx.field(static=True)
+    recurrent_gain: float | None = eqx.field(static=True)
+    w_in: Array | None
+    w_rec: Array | None
+    bias: Array | None
+
+    def __init__(
+        self,
+        neuron: AbstractNeuron,
+        n: int,
+        recurrent: bool = False,
+        *,
+        input_gain: float | None = None,
+        recurrent_gain: float | None = None,
+        w_in=None,
+        w_rec=None,
+        bias=None,
+    ):
+        if not isinstance(neuron, AbstractNeuron):
+            raise ValueError(
+                f"Layer: expected a plastax neuron (e.g. plastax.neurons.LIF()), "
+                f"received {type(neuron).__name__}"
+            )
+        self.neuron = neuron
+        self.n = _check_size("Layer", "the number of neurons n", n)
+        self.recurrent = bool(recurrent)
+        self.input_gain = input_gain
+        self.recurrent_gain = recurrent_gain
+        self.w_in, self.w_rec, self.bias = w_in, w_rec, bias
+        for name, leaf in per_neuron_params_items(neuron):
+            if leaf.shape not in ((), (self.n,)):
+                raise ValueError(
+                    f"Layer: per-neuron parameter {name} expected shape ({self.n},), "
+                    f"received {leaf.shape}"
+                )
+
+    @property
+    def n_currents(self) -> int:
+        return self.neuron.n_currents
+
+    @property
+    def n_states(self) -> int:
+        return self.neuron.n_states
+
+    @property
+    def is_built(self) -> bool:
+        return self.w_in is not None
+
+    def masks(self, dtype) -> tuple[Array, Array | None]:
+        """0/1 masks ``(m,)`` of the currents each presynaptic population may drive."""
+        src = self.neuron.current_sources
+        m_in = jnp.asarray([s in ("both", "input") for s in src], dtype)
+        m_rec = jnp.asarray([s in ("both", "recurrent") for s in src], dtype)
+        return m_in, (m_rec if self.recurrent else None)
+
+    def build(self, n_in: int, key: PRNGKeyArray, dtype=None) -> Layer:
+        dtype = dtype or jnp.result_type(float)
+        spiking = _is_spiking(self.neuron)
+        gin = self.input_gain if self.input_gain is not None else (3.0 if spiking else 1.0)
+        grec = (
+            self.recurrent_gain if self.recurrent_gain is not None else (1.0 if spiking else 1.0)
+        )
+        m = self.n_currents
+        k_in, k_rec = jax.random.split(key)
+        m_in, m_rec = self.masks(dtype)
+        w_in = gin / math.sqrt(n_in) * jax.random.normal(k_in, (n_in, self.n, m), dtype)
+        w_in = w_in * m_in
+        w_rec = None
+        if self.recurrent:
+            w_rec = grec / math.sqrt(self.n) * jax.random.normal(k_rec, (self.n, self.n, m), dtype)
+            if spiking:
+                w_rec = w_rec * (1.0 - jnp.eye(self.n, dtype=dtype))[:, :, None]
+            w_rec = w_rec * m_rec
+        bias = jnp.zeros((self.n, m), dtype)
+        neuron = jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (self.n,)) if eqx.is_inexact_array(x)
+            else x,
+            self.neuron,
+        )
+        return Layer(
+            neuron,
+            self.n,
+            self.recurrent,
+            input_gain=self.input_gain,
+            recurrent_gain=self.recurrent_gain,
+            w_in=w_in,
+            w_rec=w_rec,
+            bias=bias,
+        )
+
+    def currents(self, x: Array, z_prev: Array) -> Array:
+        """(B, p), (B, n) -> (B, n, m)."""
+        m_in, m_rec = self.masks(self.w_in.dtype)
+        out = jnp.einsum("bp,pnm->bnm", x, self.w_in * m_in) + self.bias
+        if self.recurrent:
+            out = out + jnp.einsum("bq,qnm->bnm", z_prev, self.w_rec * m_rec)
+        return out
+
+    def init_state(self, batch: int, dtype) -> Array:
+        return layer_init_state(self.neuron, batch, self.n, dtype)
+
+    def step(self, s_prev: Array, x: Array) -> tuple[Array, Array]:
+        """One step: (state (B, n, d), input (B, p)) -> (new state, output (B, n))."""
+        z_prev = layer_output(self.neuron, s_prev) if self.recurrent else None
+        s = layer_step(self.neuron, s_prev, self.currents(x, z_prev))
+        return s, layer_output(self.neuron, s)
+
+
+def per_neuron_params_items(neuron):
+    leaves = jax.tree_util.tree_leaves_with_path(per_neuron_params(neuron))
+    return [(jax.tree_util.keystr(p), leaf) for p, leaf in leaves]
+
+
+def _is_spiking(neuron: AbstractNeuron) -> bool:
+    return hasattr(neuron, "surrogate")
+
+
+class AbstractReadout(eqx.Module):
+    """``y_t = kappa y_{t-1} + (1 - kappa) (z_t @ weight + bias)``."""
+
+    n_out: eqx.AbstractVar[int]
+    weight: eqx.AbstractVar[Array | None]
+    bias: eqx.AbstractVar[Array | None]
+
+    @property
+    @abc.abstractmethod
+    def kappa(self) -> float:
+        """Per-step decay of the readout (0 for a linear readout)."""
+
+    @abc.abstractmethod
+    def build(self, n: int, key: PRNGKeyArray, dtype=None) -> AbstractReadout: ...
+
+    def _init(self, n, key, dtype):
+        dtype = dtype or jnp.result_type(float)
+        w = jax.random.normal(key, (n, self.n_out), dtype) / math.sqrt(n)
+        return dict(weight=w, bias=jnp.zeros((self.n_out,), dtype))
+
+    def drive(self, z: Array) -> Array:
+        return z @ self.weight + self.bias
+
+    def step(self, y_prev: Array, z: Array) -> Array:
+        k = self.kappa
+        if k == 0.0:
+            return self.drive(z)
+        return k * y_prev + (1.0 - k) * self.drive(z)
+
+
+class LinearReadout(AbstractReadout):
+    """Linear readout ``y_t = z_t @ W + b``."""
+
+    n_out: int = eqx.field(static=True)
+    weight: Array | None = None
+    bias: Array | None = None
+
+    def __check_init__(self):
+        _check_size("LinearReadout", "n_out", self.n_out)
+
+    @property
+    def kappa(self) -> float:
+        return 0.0
+
+    def build(self, n, key, dtype=None):
+        return LinearReadout(n_out=self.n_out, **self._init(n, key, dtype))
+
+
+class LeakyReadout(AbstractReadout):
+    """Leaky-integrator readout ``y_t = kappa y_{t-1} + (1 - kappa)(z_t @ W + b)``,
+    ``kappa = exp(-1/tau)`` (Bellec et al. 2020)."""
+
+    n_out: int = eqx.field(static=True)
+    tau: float = eqx.field(static=True, default=20.0)
+    weight: Array | None = None
+    bias: Array | None = None
+
+    def __check_init__(self):
+        _check_size("LeakyReadout", "n_out", self.n_out)
+        if not (isinstance(self.tau, int | float) and self.tau > 0):
+            raise ValueError(
+                f"LeakyReadout: expected tau > 0 (time steps), received {self.tau!r}; "
+                "use LinearReadout for no leak"
+            )
+
+    @property
+    def kappa(self) -> float:
+        return decay_factor(float(self.tau))
+
+    def build(self, n, key, dtype=None):
+        return LeakyReadout(n_out=self.n_out, tau=self.tau, **self._init(n, key, dtype))
+
+
+class NetworkState(NamedTuple):
+    layers: tuple  # per layer: (B, n_l, d_l)
+    readout: Array  # (B, n_out)
+
+
+def check_inputs(inputs, n_in: int, name: str = "inputs") -> None:
+    """Shape check always; finiteness check when the values are concrete."""
+    shape = getattr(inputs, "shape", None)
+    if shape is None or len(shape) != 3 or shape[-1] != n_in:
+        raise ValueError(
+            f"{name}: expected an array of shape (time, batch, {n_in}), received "
+            f"{shape if shape is not None else type(inputs).__name__}; inputs are time-major "
+            "and their last axis must equal the network's n_in"
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one time step and one example, "
+                         f"received shape {shape}")
+    if not isinstance(inputs, jax.core.Tracer):
+        arr = np.asarray(inputs)
+        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+            raise ValueError(f"{name}: expected numbers, received dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise ValueError(
+                f"{name}: expected finite values, received NaN or Inf (first at time "
+                f"{bad[0]}, example {bad[1]}, channel {bad[2]}); clean or mask the data"
+            )
+
+
+class Network(eqx.Module):
+    """A stack of layers and a readout.
+
+    Example:
+        >>> import jax, plastax
+        >>> model = plastax.Network(
+        ...     layers=[plastax.Layer(plastax.neurons.LIF(), 32, recurrent=True)],
+        ...     readout=plastax.LeakyReadout(5), n_in=10, key=jax.random.key(0))
+        >>> model(jax.numpy.zeros((7, 3, 10))).shape   # (T, B, n_out)
+        (7, 3, 5)
+    """
+
+    layers: tuple[Layer, ...]
+    readout: AbstractReadout
+    n_in: int = eqx.field(static=True)
+
+    def __init__(self, layers, readout: AbstractReadout, n_in: int, *, key: PRNGKeyArray,
+                 dtype=None):
+        layers = tuple(layers)
+        if not layers:
+            raise ValueError("Network: expected at least one Layer, received none")
+        if not isinstance(readout, AbstractReadout):
+            raise ValueError(
+                "Network: expected readout=plastax.LinearReadout(n_out) or "
+                f"plastax.LeakyReadout(n_out), received {type(readout).__name__}"
+            )
+        self.n_in = _check_size("Network", "n_in", n_in)
+        keys = jax.random.split(key, len(layers) + 1)
+        built, p = [], self.n_in
+        for layer, k in zip(layers, keys[:-1], strict=True):
+            if not isinstance(layer, Layer):
+                raise ValueError(
+                    f"Network: expected plastax.Layer objects, received {type(layer).__name__}"
+                )
+            built.append(layer if layer.is_built else layer.build(p, k, dtype))
+            p = layer.n
+        self.layers = tuple(built)
+        self.readout = readout if readout.weight is not None else readout.build(p, keys[-1], dtype)
+
+    @property
+    def n_out(self) -> int:
+        return self.readout.n_out
+
+    @property
+    def dtype(self):
+        return self.readout.weight.dtype
+
+    def init_state(self, batch_size: int) -> NetworkState:
+        _check_size("Network.init_state", "batch_size", batch_size)
+        dt = self.dtype
+        return NetworkState(
+            tuple(layer.init_state(batch_size, dt) for layer in self.layers),
+            jnp.zeros((batch_size, self.n_out), dt),
+        )
+
+    def step(self, state: NetworkState, x: Float[Array, "batch n_in"]):
+        """One time step: returns (new state, readout y_t (B, n_out), spikes per layer)."""
+        new, h = [], x
+        zs = []
+        for layer, s in zip(self.layers, state.layers, strict=True):
+            s, h = layer.step(s, h)
+            new.append(s)
+            zs.append(h)
+        y = self.readout.step(state.readout, h)
+        return NetworkState(tuple(new), y), y, tuple(zs)
+
+    def run(self, inputs: Float[Array, "time batch n_in"], state: NetworkState | None = None):
+        """Run over time: (final state, readout (T, B, n_out), outputs per layer (T, B, n))."""
+        check_inputs(inputs, self.n_in)
+        inputs = jnp.asarray(inputs, self.dtype)
+        if state is None:
+            state = self.init_state(inputs.shape[1])
+
+        def body(st, x):
+            st, y, zs = self.step(st, x)
+            return st, (y, zs)
+
+        state, (ys, zs) = jax.lax.scan(body, state, inputs)
+        return state, ys, zs
+
+    def __call__(self, inputs: Float[Array, "time batch n_in"]) -> Float[Array, "time batch n_out"]:
+        return self.run(inputs)[1]
