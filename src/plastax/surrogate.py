@@ -6,12 +6,12 @@ functions, so forward mode (``jax.jacfwd``, used by the online learners to deriv
 eligibility traces) and reverse mode (``jax.grad``, used by BPTT) see the same
 derivative.  The slope is a static, non-differentiable parameter.
 
-| class          | pseudo-derivative ``dH/dx``                          | reference                     |
-|----------------|------------------------------------------------------|-------------------------------|
-| ``FastSigmoid``| ``1 / (1 + slope |x|)^2``                            | Zenke & Ganguli 2018 (SuperSpike) |
-| ``Arctan``     | ``slope / (1 + (pi slope x)^2)``                     | Fang et al. 2021              |
-| ``Triangle``   | ``slope * max(0, 1 - slope |x|)``                    | Bellec et al. 2018/2020       |
-| ``Sigmoid``    | ``slope * sig(slope x) (1 - sig(slope x))``          | Neftci, Mostafa & Zenke 2019  |
+| class         | pseudo-derivative ``dH/dx``                  | reference                  |
+|---------------|----------------------------------------------|----------------------------|
+| FastSigmoid   | ``1 / (1 + slope |x|)^2``                    | Zenke & Ganguli 2018       |
+| Arctan        | ``slope / (1 + (pi slope x)^2)``             | Fang et al. 2021           |
+| Triangle      | ``slope * max(0, 1 - slope |x|)``            | Bellec et al. 2018, 2020   |
+| Sigmoid       | ``slope * sig(slope x) (1 - sig(slope x))``  | Neftci et al. 2019         |
 
 Example:
     >>> import jax, jax.numpy as jnp
