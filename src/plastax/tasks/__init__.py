@@ -1,0 +1,52 @@
+"""Procedurally generated synthetic tasks (numpy only, deterministic per seed).
+
+Registry:
+
+* ``"randman"``  -> :class:`Randman`, random-manifold spike-timing
+  classification (Zenke & Vogels 2021);
+* ``"evidence"`` -> :class:`EvidenceAccumulation`, evidence accumulation with
+  delayed recall (Bellec et al. 2020; Morcos & Harvey 2016).
+
+Example::
+
+    task = make_task("randman", n_classes=5)
+    train, test = task.load(seed=0)     # Split(x=(N, T, n_in) float32, y=(N,) int32)
+    mask = task.loss_mask()             # (T,) float32 in {0, 1}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .base import Split, Task
+from .evidence import EvidenceAccumulation
+from .randman import Randman
+
+__all__ = ["TASKS", "EvidenceAccumulation", "Randman", "Split", "Task", "make_task"]
+
+TASKS: dict[str, type[Task]] = {
+    Randman.name: Randman,
+    EvidenceAccumulation.name: EvidenceAccumulation,
+}
+
+
+def make_task(name: str, **overrides: Any) -> Task:
+    """Build the registered task ``name`` with its defaults, replaced by ``overrides``.
+
+    Raises:
+        ValueError: unknown task name, unknown parameter name, or an invalid
+            parameter value (from the task's own validation).
+    """
+    known = ", ".join(sorted(TASKS))
+    if not isinstance(name, str) or name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of: {known}")
+    cls = TASKS[name]
+    fields = sorted(f.name for f in dataclasses.fields(cls) if f.init)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for task {name!r}; "
+            f"expected some of: {', '.join(fields)}"
+        )
+    return cls(**overrides)
