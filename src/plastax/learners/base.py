@@ -9,14 +9,33 @@ of ``model`` (``None`` where a leaf is not trainable), like ``eqx.filter_grad``.
 """
 
 import abc
+from typing import Any, NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array
 
 from ..losses import AbstractLoss, check_mask, cross_entropy
-from ..network import Network, check_inputs
+from ..network import Network, NetworkState, check_inputs
+from ..neurons.base import (
+    LocalBlocks,
+    layer_blocks,
+    layer_output,
+    output_jacobian,
+    output_param_jacobian,
+    per_neuron_params,
+)
 
-__all__ = ["AbstractLearner", "prepare"]
+__all__ = [
+    "AbstractLearner",
+    "AbstractOnlineLearner",
+    "OnlineState",
+    "StepContext",
+    "LayerGrads",
+    "prepare",
+]
 
 
 class AbstractLearner(eqx.Module):
@@ -63,3 +82,227 @@ def prepare(model: Network, inputs, targets, mask, loss: AbstractLoss):
     if not classification:
         targets = targets.astype(model.dtype)
     return inputs, targets, check_mask(mask, T, model.dtype)
+
+
+# ======================================================================================
+# The online engine: one recursion for every forward-mode learner (DESIGN.md section 1)
+#
+#     M_t = J_t M_{t-1} + F_t          (influence of the state on the parameters)
+#     g  += lambda_t . dz_t/dtheta     (learning signal of step t times the influence)
+#
+# lambda_t = dE_t/dz_t^l comes from jax.vjp through the spatial graph of step t alone
+# (layers above, readout, loss).  A leaky readout y_t = kappa y_{t-1} + (1-kappa) W z_t
+# is handled exactly by filtering dz/dtheta with kappa (Bellec et al. 2020, F_kappa),
+# so for one layer the only approximation a learner makes is its choice of J_t.
+
+
+class StepContext(NamedTuple):
+    """What a learner needs of one layer at step t (every array of this step)."""
+
+    s_prev: Array  # (B, n, d)       state at t-1
+    x: Array  # (B, p)               presynaptic input at t (network input or layer below)
+    z_prev: Array | None  # (B, n)   own output at t-1 (recurrent layers)
+    blocks: LocalBlocks  # s_new, J (B,n,d,d), D (B,n,d,m), P (B,n,d,k)
+    psi: Array  # (B, n, d)          dz_t/ds_t
+    dz_dphi: Array | None  # (B, n, k) direct dz_t/dphi at fixed state (k > 0 only)
+
+
+class LayerGrads(NamedTuple):
+    """One step's gradient contribution of a layer (shapes of the parameters)."""
+
+    w_in: Array  # (p, n, m)
+    w_rec: Array | None  # (n, n, m)
+    bias: Array  # (n, m)
+    phi: Array  # (n, k)
+
+
+class OnlineState(NamedTuple):
+    """State of an online learner.  Its size does not depend on the sequence length."""
+
+    net: NetworkState  # network state: per layer (B, n, d), readout (B, n_out)
+    traces: tuple  # per layer, the learner's influence representation
+    readout_trace: Array  # (B, n_L)  kappa-filtered top-layer output, for dE/dW_out
+    bias_trace: Array  # ()           kappa-filtered constant 1, for dE/db_out
+    grads: Any  # model-shaped accumulated gradient (None where not trainable)
+    loss: Array  # ()                 accumulated loss
+    t: Array  # ()                    steps taken
+    key: Array  # PRNG key (sampling learners)
+    schedule: Array | None  # (T,) 0/1 steps that contribute (SLTT(k)); None: every step
+
+
+def n_phi(layer) -> int:
+    """Number of trainable per-neuron parameters of a layer's neuron model."""
+    return sum(1 for _ in jax.tree.leaves(per_neuron_params(layer.neuron)))
+
+
+def phi_to_tree(layer, g_phi: Array):
+    """(n, k) gradient of the flattened per-neuron parameters -> the neuron's pytree."""
+    params = per_neuron_params(layer.neuron)
+    _, unravel = ravel_pytree(jax.tree.map(lambda x: x[0], params))
+    return jax.vmap(unravel)(g_phi)
+
+
+class AbstractOnlineLearner(AbstractLearner):
+    """Base of the forward-mode learners: ``init`` / ``step`` / ``grads``, and
+    ``value_and_grad`` as a ``lax.scan`` of ``step``.  Subclasses choose ``J_t`` by
+    implementing the two methods below; the training loop, learning signals and
+    readout are shared."""
+
+    @abc.abstractmethod
+    def init_trace(self, layer, batch: int, n_in: int, kappa: float, dtype):
+        """Initial influence representation of one layer."""
+
+    @abc.abstractmethod
+    def update_trace(self, layer, trace, ctx: StepContext, lam: Array, kappa: float):
+        """Advance one layer's influence by one step and return
+        ``(new_trace, LayerGrads)``: the step's gradient ``sum_b lam . dz/dtheta``."""
+
+    def check(self, model: Network, batch: int) -> None:
+        """Refuse configurations that cannot work, before anything is compiled."""
+
+    def sample_schedule(self, key, mask: Array) -> Array | None:
+        """Which steps contribute to the gradient (None: all of them)."""
+        return None
+
+    # ---------------------------------------------------------------- public contract
+    def init(self, model: Network, batch_size: int, *, key=None, mask=None) -> OnlineState:
+        """Fresh learner state for ``batch_size`` parallel sequences."""
+        if not isinstance(model, Network):
+            raise ValueError(
+                f"expected a plastax.Network as model, received {type(model).__name__}"
+            )
+        self.check(model, batch_size)
+        dt = model.dtype
+        kappa = model.readout.kappa
+        traces, p = [], model.n_in
+        for layer in model.layers:
+            traces.append(self.init_trace(layer, batch_size, p, kappa, dt))
+            p = layer.n
+        key = jax.random.key(0) if key is None else key
+        key, sub = jax.random.split(key)
+        schedule = None if mask is None else self.sample_schedule(sub, mask)
+        grads = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+        return OnlineState(
+            net=model.init_state(batch_size),
+            traces=tuple(traces),
+            readout_trace=jnp.zeros((batch_size, model.layers[-1].n), dt),
+            bias_trace=jnp.zeros((), dt),
+            grads=grads,
+            loss=jnp.zeros((), dt),
+            t=jnp.zeros((), jnp.int32),
+            key=key,
+            schedule=schedule,
+        )
+
+    def step(self, model: Network, state: OnlineState, x_t, target_t, weight=1.0, *,
+             loss: AbstractLoss = cross_entropy):
+        """One time step: advance the network and the influences, add
+        ``weight * mean_b loss(y_t, target_t)`` to the loss and its gradient estimate to
+        the accumulated gradient.  Returns ``(state, loss_t)``."""
+        self._require_per_step(loss)
+        dt = model.dtype
+        x_t = jnp.asarray(x_t, dt)
+        kappa = model.readout.kappa
+        n_layers = len(model.layers)
+
+        def spatial(deltas, dy):
+            """Step t as a function of perturbations of each layer's output and of y."""
+            h, ctxs = x_t, []
+            for l, layer in enumerate(model.layers):
+                s_prev = state.net.layers[l]
+                z_prev = layer_output(layer.neuron, s_prev) if layer.recurrent else None
+                blocks = layer_blocks(layer.neuron, s_prev, layer.currents(h, z_prev))
+                z, psi = output_jacobian(layer.neuron, blocks.s_new)
+                dz_dphi = (output_param_jacobian(layer.neuron, blocks.s_new)
+                           if n_phi(layer) else None)
+                ctxs.append(StepContext(s_prev, h, z_prev, blocks, psi, dz_dphi))
+                h = z + deltas[l]
+            y = model.readout.step(state.net.readout, h) + dy
+            e_t = weight * jnp.mean(loss(y, target_t))
+            return e_t, (tuple(ctxs), y, h)
+
+        deltas = tuple(jnp.zeros((x_t.shape[0], layer.n), dt) for layer in model.layers)
+        dy = jnp.zeros_like(state.net.readout)
+        e_t, vjp_fn, (ctxs, y, z_top) = jax.vjp(spatial, deltas, dy, has_aux=True)
+        ctxs = jax.lax.stop_gradient(ctxs)
+        lams, lam_y = vjp_fn(jnp.ones_like(e_t))
+
+        if state.schedule is None:
+            contributes = jnp.ones((), dt)
+        else:
+            contributes = state.schedule[jnp.minimum(state.t, state.schedule.shape[0] - 1)]
+
+        traces, layer_grads = [], []
+        for l in range(n_layers):
+            tr, g = self.update_trace(model.layers[l], state.traces[l], ctxs[l],
+                                      lams[l] * contributes, kappa)
+            traces.append(tr)
+            layer_grads.append(g)
+
+        # Readout: exact forward mode through its leak.
+        zbar = kappa * state.readout_trace + (1.0 - kappa) * z_top
+        bbar = kappa * state.bias_trace + (1.0 - kappa)
+        lam_y = lam_y * contributes
+        step_grads = self._assemble(model, layer_grads, zbar.T @ lam_y, bbar * lam_y.sum(0))
+        new_net = NetworkState(tuple(c.blocks.s_new for c in ctxs), y)
+        return OnlineState(
+            net=new_net,
+            traces=tuple(traces),
+            readout_trace=zbar,
+            bias_trace=bbar,
+            grads=jax.tree.map(jnp.add, state.grads, step_grads),
+            loss=state.loss + e_t,
+            t=state.t + 1,
+            key=state.key,
+            schedule=state.schedule,
+        ), e_t
+
+    def grads(self, state: OnlineState):
+        """The gradient accumulated so far, with the pytree structure of the model."""
+        return state.grads
+
+    def reset_grads(self, state: OnlineState) -> OnlineState:
+        """Zero the accumulated gradient and loss; keep network state and traces
+        (used after each online optimizer update)."""
+        return state._replace(grads=jax.tree.map(jnp.zeros_like, state.grads),
+                              loss=jnp.zeros_like(state.loss))
+
+    def value_and_grad(self, model, inputs, targets, mask=None, *,
+                       loss: AbstractLoss = cross_entropy, key=None):
+        inputs, targets, mask = prepare(model, inputs, targets, mask, loss)
+        self._require_per_step(loss)
+        weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
+        state = self.init(model, inputs.shape[1], key=key, mask=mask)
+
+        def body(st, xs):
+            st, _ = self.step(model, st, *xs, loss=loss)
+            return st, None
+
+        state, _ = jax.lax.scan(body, state, (inputs, targets, weights))
+        return state.loss, self.grads(state)
+
+    # ---------------------------------------------------------------- helpers
+    def _require_per_step(self, loss: AbstractLoss) -> None:
+        if not loss.splits_over_time:
+            raise ValueError(
+                f"{type(self).__name__}: the loss {loss.name!r} does not split over time, "
+                "so an online learner cannot compute it step by step; use learner BPTT() "
+                "or a per-step loss such as plastax.losses.cross_entropy or mse"
+            )
+
+    @staticmethod
+    def _assemble(model, layer_grads, g_wout, g_bout):
+        """Model-shaped gradient of one step (current masks applied)."""
+        tree = eqx.filter(model, eqx.is_inexact_array)
+        for l, (layer, g) in enumerate(zip(model.layers, layer_grads, strict=True)):
+            m_in, m_rec = layer.masks(g.w_in.dtype)
+            tree = eqx.tree_at(lambda t, l=l: t.layers[l].w_in, tree, g.w_in * m_in)
+            tree = eqx.tree_at(lambda t, l=l: t.layers[l].bias, tree, g.bias)
+            if layer.recurrent:
+                tree = eqx.tree_at(lambda t, l=l: t.layers[l].w_rec, tree, g.w_rec * m_rec)
+            if n_phi(layer):
+                phi = jax.tree.leaves(phi_to_tree(layer, g.phi))
+                tree = eqx.tree_at(lambda t, l=l: jax.tree.leaves(t.layers[l].neuron), tree, phi)
+        tree = eqx.tree_at(lambda t: t.readout.weight, tree, g_wout)
+        tree = eqx.tree_at(lambda t: t.readout.bias, tree, g_bout)
+        return tree
