@@ -217,18 +217,19 @@ class LinearReadout(AbstractReadout):
     """Linear readout ``y_t = z_t @ W + b``."""
 
     n_out: int = eqx.field(static=True)
-    weight: Array | None = None
-    bias: Array | None = None
+    weight: Array | None
+    bias: Array | None
 
-    def __check_init__(self):
-        _check_size("LinearReadout", "n_out", self.n_out)
+    def __init__(self, n_out: int, *, weight=None, bias=None):
+        self.n_out = _check_size("LinearReadout", "n_out", n_out)
+        self.weight, self.bias = weight, bias
 
     @property
     def kappa(self) -> float:
         return 0.0
 
     def build(self, n, key, dtype=None):
-        return LinearReadout(n_out=self.n_out, **self._init(n, key, dtype))
+        return LinearReadout(self.n_out, **self._init(n, key, dtype))
 
 
 class LeakyReadout(AbstractReadout):
@@ -236,24 +237,26 @@ class LeakyReadout(AbstractReadout):
     ``kappa = exp(-1/tau)`` (Bellec et al. 2020)."""
 
     n_out: int = eqx.field(static=True)
-    tau: float = eqx.field(static=True, default=20.0)
-    weight: Array | None = None
-    bias: Array | None = None
+    tau: float = eqx.field(static=True)
+    weight: Array | None
+    bias: Array | None
 
-    def __check_init__(self):
-        _check_size("LeakyReadout", "n_out", self.n_out)
-        if not (isinstance(self.tau, int | float) and self.tau > 0):
+    def __init__(self, n_out: int, tau: float = 20.0, *, weight=None, bias=None):
+        self.n_out = _check_size("LeakyReadout", "n_out", n_out)
+        if isinstance(tau, bool) or not (isinstance(tau, int | float) and tau > 0):
             raise ValueError(
-                f"LeakyReadout: expected tau > 0 (time steps), received {self.tau!r}; "
+                f"LeakyReadout: expected tau > 0 (time steps), received {tau!r}; "
                 "use LinearReadout for no leak"
             )
+        self.tau = float(tau)
+        self.weight, self.bias = weight, bias
 
     @property
     def kappa(self) -> float:
-        return decay_factor(float(self.tau))
+        return decay_factor(self.tau)
 
     def build(self, n, key, dtype=None):
-        return LeakyReadout(n_out=self.n_out, tau=self.tau, **self._init(n, key, dtype))
+        return LeakyReadout(self.n_out, self.tau, **self._init(n, key, dtype))
 
 
 class NetworkState(NamedTuple):
