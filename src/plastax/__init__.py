@@ -1,6 +1,6 @@
 """plastax: online, memory-efficient gradient rules for recurrent and spiking networks."""
 
-from . import learners, losses, neurons, surrogate
+from . import bench, learners, losses, neurons, surrogate, tasks
 from .network import Layer, LeakyReadout, LinearReadout, Network, NetworkState
 
 __version__ = "0.1.0"
@@ -11,8 +11,10 @@ __all__ = [
     "LinearReadout",
     "Network",
     "NetworkState",
+    "bench",
     "learners",
     "losses",
     "neurons",
     "surrogate",
+    "tasks",
 ]
