@@ -1,0 +1,193 @@
+"""The ``plastax`` command line: a thin layer over the public API.
+
+    plastax train [--task randman] [--learner bptt] [--hidden 128] ...
+
+Every subcommand is one ``add_<name>`` function that registers its parser and one
+``cmd_<name>`` function that runs it; :data:`COMMANDS` lists them, so a new subcommand
+(``bench``, ``experiment``, ``data``) is two functions and one entry.  Machine-readable
+results go to stdout (the last line is one JSON object), everything for humans
+(progress bars, notes) to stderr.  Bad input (``ValueError``) is reported as
+``plastax: error: <message>`` with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+PROG = "plastax"
+
+
+def _config_defaults() -> dict:
+    from .train import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+# --------------------------------------------------------------------------------------
+# plastax train
+
+
+def _option(parser, flag: str, help: str, **kwargs) -> None:
+    """Add an option whose help text ends with its default."""
+    parser.add_argument(flag, help=f"{help} (default: %(default)s)", **kwargs)
+
+
+def add_train(subparsers) -> argparse.ArgumentParser:
+    from .learners import LEARNERS
+    from .tasks import TASKS
+    from .train import NEURONS, READOUTS
+
+    d = _config_defaults()
+    p = subparsers.add_parser(
+        "train",
+        help="train a network on a task and print a JSON summary",
+        description=(
+            "Train a network on a synthetic task, evaluate it exactly on the training and "
+            "test sets after every epoch, write one JSON line per epoch to the metrics "
+            "file and print a one-line JSON summary as the last line on stdout.  The "
+            "progress bar goes to stderr."
+        ),
+    )
+    _option(
+        p,
+        "--task",
+        f"task, built with its default parameters; one of: {', '.join(sorted(TASKS))}",
+        default=d["task"],
+    )
+    _option(
+        p,
+        "--learner",
+        f"gradient rule; one of: {', '.join(sorted(LEARNERS))}",
+        default=d["learner"],
+    )
+    _option(
+        p, "--window", "truncation window in time steps (tbptt only)", type=int, default=d["window"]
+    )
+    _option(
+        p,
+        "--neuron",
+        f"neuron model of the hidden layers; one of: {', '.join(NEURONS)}",
+        default=d["neuron"],
+    )
+    _option(p, "--hidden", "neurons per hidden layer", type=int, default=d["hidden"])
+    _option(p, "--layers", "number of hidden layers", type=int, default=d["layers"])
+    _option(
+        p,
+        "--recurrent",
+        "recurrent weights in the hidden layers (--no-recurrent: feed-forward)",
+        action=argparse.BooleanOptionalAction,
+        default=d["recurrent"],
+    )
+    _option(
+        p,
+        "--readout",
+        f"readout, one of: {', '.join(READOUTS)} (leaky integrator with "
+        "time constant --readout-tau, or memoryless linear)",
+        default=d["readout"],
+    )
+    _option(
+        p,
+        "--readout-tau",
+        "time constant of the leaky readout, in time steps",
+        type=float,
+        default=d["readout_tau"],
+    )
+    _option(p, "--epochs", "passes over the training set", type=int, default=d["epochs"])
+    _option(p, "--batch-size", "training examples per step", type=int, default=d["batch_size"])
+    _option(p, "--lr", "learning rate of Adam", type=float, default=d["lr"])
+    _option(
+        p,
+        "--seed",
+        "seed of the task data, the initial weights and the shuffling",
+        type=int,
+        default=d["seed"],
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="PATH",
+        default=None,
+        help="JSONL file to which one line per epoch is appended "
+        "(default: runs/<task>-<learner>-<seed>.jsonl)",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (default: shown on stderr)",
+    )
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, run
+
+    config = TrainConfig(
+        task=args.task,
+        learner=args.learner,
+        window=args.window,
+        neuron=args.neuron,
+        hidden=args.hidden,
+        layers=args.layers,
+        recurrent=args.recurrent,
+        readout=args.readout,
+        readout_tau=args.readout_tau,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    metrics = args.metrics
+    if metrics is None:
+        metrics = f"runs/{config.task}-{config.learner}-{config.seed}.jsonl"
+    summary = run(config, metrics_path=metrics, progress=not args.no_progress)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
+    "train": (add_train, cmd_train),
+}
+"""Subcommand name -> (function adding its parser, function running it)."""
+
+
+# --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Train recurrent and spiking networks with BPTT and online gradient rules "
+            "(e-prop, RTRL, SLTT) and compare them."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for add, run in COMMANDS.values():
+        add(subparsers).set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``plastax`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except ValueError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
