@@ -25,7 +25,10 @@ COS_MIN, REL_MAX = 0.999999, 1e-6
 
 SPIKING = {"LIF": LIF, "ALIF": ALIF, "CuBaLIF": CuBaLIF}
 RATE = {"TanhRNN": lambda: TanhRNN(tau=5.0), "LSTM": LSTM, "GRU": GRU}
-READOUTS = {"linear": lambda: plastax.LinearReadout(3), "leaky": lambda: plastax.LeakyReadout(3, 8.0)}
+READOUTS = {
+    "linear": lambda: plastax.LinearReadout(3),
+    "leaky": lambda: plastax.LeakyReadout(3, 8.0),
+}
 
 
 def _data(T=40, B=3, n_in=6, seed=1):
@@ -120,12 +123,20 @@ def test_factorised_eprop_equals_unfactorised(x64, neuron, recurrent):
     # the factorised traces drop the neuron axis
     state = EProp().init(model, 3)
     assert state.traces[0].e_in.shape == (3, neuron.n_states, 1, 6)
-    assert EProp(factorise=False).init(model, 3).traces[0].e_in.shape == (3, 10, neuron.n_states,
-                                                                           1, 6)
+    assert EProp(factorise=False).init(model, 3).traces[0].e_in.shape == (
+        3,
+        10,
+        neuron.n_states,
+        1,
+        6,
+    )
 
 
-@pytest.mark.parametrize("neuron", [LIF(), ALIF(), TanhRNN(tau=3.0), LSTM(), GRU()],
-                         ids=["LIF", "ALIF", "Tanh", "LSTM", "GRU"])
+@pytest.mark.parametrize(
+    "neuron",
+    [LIF(), ALIF(), TanhRNN(tau=3.0), LSTM(), GRU()],
+    ids=["LIF", "ALIF", "Tanh", "LSTM", "GRU"],
+)
 def test_state_dependent_blocks_are_not_factorised(neuron):
     model = _model(neuron, plastax.LinearReadout(3), recurrent=False)
     assert not EProp().is_factorised(model.layers[0])
@@ -258,7 +269,9 @@ def test_online_learner_refuses_sequence_loss():
     x, t, mask = _data(T=5, B=2)
     for learner in [EProp(), SLTT(), RTRL()]:
         with pytest.raises(ValueError, match="does not split over time.*BPTT"):
-            learner.value_and_grad(model, x, t, mask, loss=plastax.losses.max_over_time_cross_entropy)
+            learner.value_and_grad(
+                model, x, t, mask, loss=plastax.losses.max_over_time_cross_entropy
+            )
     BPTT().value_and_grad(model, x, t, mask, loss=plastax.losses.max_over_time_cross_entropy)
 
 

@@ -98,6 +98,23 @@ def add_train(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=d["readout_tau"],
     )
+    _option(
+        p,
+        "--update-every",
+        "online learners only: apply the optimizer every N time steps inside each sequence "
+        "(true online learning; traces carry on); unset: once per sequence",
+        type=int,
+        default=d["update_every"],
+        metavar="N",
+    )
+    _option(
+        p,
+        "--k",
+        "sltt only: number of sampled time steps per sequence that contribute to the "
+        "gradient (SLTT-K); unset: every step",
+        type=int,
+        default=d["k"],
+    )
     _option(p, "--epochs", "passes over the training set", type=int, default=d["epochs"])
     _option(p, "--batch-size", "training examples per step", type=int, default=d["batch_size"])
     _option(p, "--lr", "learning rate of Adam", type=float, default=d["lr"])
@@ -140,6 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        update_every=args.update_every,
+        k=args.k,
     )
     metrics = args.metrics
     if metrics is None:
@@ -149,8 +168,125 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------
+# plastax bench
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 100,1000, received {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer, received none")
+    return values
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def add_bench(subparsers) -> argparse.ArgumentParser:
+    from .bench.memory import MemoryConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(MemoryConfig)}
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmarks of the learners (memory, ...)",
+        description="Benchmarks that compare the learners on the same model and machine.",
+    )
+    sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", title="benchmarks")
+    m = sub.add_parser(
+        "memory",
+        help="compiled memory of each learner against sequence length",
+        description=(
+            "For each learner and sequence length T, compile value_and_grad and report "
+            "XLA's memory analysis (temporary bytes; inputs are arguments and reported "
+            "apart) and the ratio to the shortest T.  Nothing is executed."
+        ),
+    )
+    _option(
+        m,
+        "--learners",
+        "comma-separated learner names",
+        type=_name_list,
+        default=",".join(d["learners"]),
+    )
+    _option(
+        m,
+        "--steps",
+        "comma-separated sequence lengths T",
+        type=_int_list,
+        default=",".join(map(str, d["steps"])),
+    )
+    _option(m, "--batch", "batch size B", type=int, default=d["batch"])
+    _option(m, "--hidden", "neurons in the recurrent layer", type=int, default=d["hidden"])
+    _option(m, "--n-in", "input channels", type=int, default=d["n_in"])
+    _option(m, "--neuron", "neuron model", default=d["neuron"])
+    _option(
+        m,
+        "--rtrl-hidden",
+        "layer size used for rtrl and eprop_dense (O(n^3) memory); unset: same as --hidden",
+        type=int,
+        default=d["rtrl_hidden"],
+    )
+    _option(
+        m,
+        "--json",
+        "also write the rows as JSON to this file (atomically)",
+        metavar="PATH",
+        default=None,
+    )
+    m.set_defaults(bench_run=cmd_bench_memory)
+    return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    run = getattr(args, "bench_run", None)
+    if run is None:
+        raise ValueError(
+            "bench: expected a benchmark name, received none; see plastax bench --help"
+        )
+    return run(args)
+
+
+def cmd_bench_memory(args: argparse.Namespace) -> int:
+    from ._io import write_json
+    from .bench.memory import MemoryConfig, memory_table
+
+    config = MemoryConfig(
+        learners=args.learners,
+        steps=args.steps,
+        batch=args.batch,
+        hidden=args.hidden,
+        n_in=args.n_in,
+        neuron=args.neuron,
+        rtrl_hidden=args.rtrl_hidden,
+    )
+    header = f"{'learner':<12} {'hidden':>6} {'T':>6} {'temp MiB':>10} {'args MiB':>9} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+
+    def show(r):
+        print(
+            f"{r['learner']:<12} {r['hidden']:>6} {r['T']:>6} {r['temp_bytes'] / 2**20:>10.2f} "
+            f"{r['argument_bytes'] / 2**20:>9.2f} {r['ratio_to_shortest']:>7.3f}",
+            flush=True,
+        )
+
+    rows = memory_table(config, progress=show)
+    if args.json:
+        write_json(
+            args.json, {"benchmark": "memory", "config": dataclasses.asdict(config), "rows": rows}
+        )
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "train": (add_train, cmd_train),
+    "bench": (add_bench, cmd_bench),
 }
 """Subcommand name -> (function adding its parser, function running it)."""
 

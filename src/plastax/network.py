@@ -43,9 +43,7 @@ __all__ = [
 
 def _check_size(owner: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(
-            f"{owner}: expected {name} to be a positive integer, received {value!r}"
-        )
+        raise ValueError(f"{owner}: expected {name} to be a positive integer, received {value!r}")
     return int(value)
 
 
@@ -125,9 +123,7 @@ class Layer(eqx.Module):
         dtype = dtype or jnp.result_type(float)
         spiking = _is_spiking(self.neuron)
         gin = self.input_gain if self.input_gain is not None else (3.0 if spiking else 1.0)
-        grec = (
-            self.recurrent_gain if self.recurrent_gain is not None else (1.0 if spiking else 1.0)
-        )
+        grec = self.recurrent_gain if self.recurrent_gain is not None else (1.0 if spiking else 1.0)
         m = self.n_currents
         k_in, k_rec = jax.random.split(key)
         m_in, m_rec = self.masks(dtype)
@@ -141,8 +137,9 @@ class Layer(eqx.Module):
             w_rec = w_rec * m_rec
         bias = jnp.zeros((self.n, m), dtype)
         neuron = jax.tree.map(
-            lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), (self.n,)) if eqx.is_inexact_array(x)
-            else x,
+            lambda x: (
+                jnp.broadcast_to(jnp.asarray(x, dtype), (self.n,)) if eqx.is_inexact_array(x) else x
+            ),
             self.neuron,
         )
         return Layer(
@@ -274,8 +271,9 @@ def check_inputs(inputs, n_in: int, name: str = "inputs") -> None:
             "and their last axis must equal the network's n_in"
         )
     if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"{name}: expected at least one time step and one example, "
-                         f"received shape {shape}")
+        raise ValueError(
+            f"{name}: expected at least one time step and one example, received shape {shape}"
+        )
     if not isinstance(inputs, jax.core.Tracer):
         arr = np.asarray(inputs)
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
@@ -304,8 +302,9 @@ class Network(eqx.Module):
     readout: AbstractReadout
     n_in: int = eqx.field(static=True)
 
-    def __init__(self, layers, readout: AbstractReadout, n_in: int, *, key: PRNGKeyArray,
-                 dtype=None):
+    def __init__(
+        self, layers, readout: AbstractReadout, n_in: int, *, key: PRNGKeyArray, dtype=None
+    ):
         layers = tuple(layers)
         if not layers:
             raise ValueError("Network: expected at least one Layer, received none")

@@ -23,6 +23,7 @@ Nothing here prints except the optional ``tqdm`` progress bar (on stderr).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -61,9 +62,10 @@ NEURONS: dict[str, Callable[[], _neurons.AbstractNeuron]] = {
 READOUTS = ("leaky", "linear")
 
 
-def _make_learner(name: str, window: int) -> AbstractLearner:
-    """The learner called ``name`` from the registry; ``window`` is for ``"tbptt"``."""
-    return _learners.make_learner(name, window=window)
+def _make_learner(name: str, window: int, k: int | None = None) -> AbstractLearner:
+    """The learner called ``name`` from the registry; ``window`` is for ``"tbptt"``,
+    ``k`` for ``"sltt"``."""
+    return _learners.make_learner(name, window=window, k=k)
 
 
 # --------------------------------------------------------------------------------------
@@ -119,6 +121,11 @@ class TrainConfig:
         batch_size: training examples per step.
         lr: Adam learning rate.
         seed: seeds the task data, the weights and the shuffling.
+        update_every: online learners only: apply the optimizer every this many time
+            steps inside each sequence (true online learning; the learner's traces
+            carry on across updates).  ``None``: once per sequence.
+        k: ``"sltt"`` only: contribute the gradient of only ``k`` sampled steps per
+            sequence (SLTT-K).  ``None``: every step.
 
     The defaults train the default Randman task (recurrent LIF layer, BPTT) to
     97-99% test accuracy (seeds 0-2) in about 30 s, compilation included, on a
@@ -138,6 +145,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 5e-4
     seed: int = 0
+    update_every: int | None = None
+    k: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("task", self.task, sorted(_tasks.TASKS), "randman")
@@ -175,6 +184,23 @@ class TrainConfig:
                 f"TrainConfig.learner: expected a registered learner, received "
                 f"{self.learner!r} ({e}); pass e.g. learner='bptt'"
             ) from None
+        for name in ("update_every", "k"):
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name), 10)
+                object.__setattr__(self, name, int(getattr(self, name)))
+        if self.update_every is not None and not isinstance(
+            _make_learner(self.learner, self.window), _learners.AbstractOnlineLearner
+        ):
+            online = sorted(
+                n
+                for n, c in _learners.LEARNERS.items()
+                if issubclass(c, _learners.AbstractOnlineLearner)
+            )
+            raise ValueError(
+                f"TrainConfig.update_every: expected an online learner ({', '.join(online)}) "
+                f"to update inside a sequence, received learner {self.learner!r}; drop "
+                "update_every or choose an online learner"
+            )
         # normalise numpy scalars so that asdict() stays JSON-able
         for name in ("window", "hidden", "layers", "epochs", "batch_size", "seed"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -234,13 +260,57 @@ def _batch(x_all, y_all, idx, n_out: int, loss: AbstractLoss):
     return x, labels, targets
 
 
-@eqx.filter_jit
 def _train_step(model, opt_state, x_all, y_all, idx, mask, key, learner, optimizer, loss):
     x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss)
     value, grads = learner.value_and_grad(model, x, targets, mask, loss=loss, key=key)
     params = eqx.filter(model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return eqx.apply_updates(model, updates), opt_state, value
+
+
+def _online_train_step(
+    model, opt_state, x_all, y_all, idx, mask, key, learner, optimizer, loss, *, update_every
+):
+    """Online learning inside a sequence: the learner steps through time and the
+    optimizer is applied every ``update_every`` steps with the gradient accumulated
+    since the last update; traces carry on."""
+    x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss)
+    T, B = x.shape[:2]
+    n_chunks = -(-T // update_every)
+    pad = n_chunks * update_every - T
+    weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
+
+    def chunked(a):
+        if pad:
+            a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+        return a.reshape((n_chunks, update_every) + a.shape[1:])
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    lstate = learner.init(
+        model,
+        B,
+        key=key,
+        mask=jnp.concatenate([mask, jnp.zeros((pad,), mask.dtype)]) if pad else mask,
+    )
+
+    def chunk(carry, xs):
+        params, opt_state, lstate = carry
+        net = eqx.combine(params, static)
+
+        def body(st, xs_):
+            st, _ = learner.step(net, st, *xs_, loss=loss)
+            return st, None
+
+        lstate, _ = jax.lax.scan(body, lstate, xs)
+        updates, opt_state = optimizer.update(learner.grads(lstate), opt_state, params)
+        params = eqx.apply_updates(params, updates)
+        value = lstate.loss
+        return (params, opt_state, learner.reset_grads(lstate)), value
+
+    (params, opt_state, _), values = jax.lax.scan(
+        chunk, (params, opt_state, lstate), (chunked(x), chunked(targets), chunked(weights))
+    )
+    return eqx.combine(params, static), opt_state, jnp.sum(values)
 
 
 def _per_example_loss(loss: AbstractLoss, ys, targets, mask):
@@ -362,6 +432,7 @@ def train(
     loss: AbstractLoss = cross_entropy,
     metrics_path: str | os.PathLike | None = None,
     progress: bool = True,
+    update_every: int | None = None,
 ) -> tuple[Network, list[dict[str, Any]]]:
     """Train ``model`` on ``task`` with ``learner`` and ``optimizer``.
 
@@ -373,6 +444,9 @@ def train(
         metrics_path: if given, a JSONL file that receives (appended, never overwritten)
             one line per epoch, flushed as soon as it is written.
         progress: show a ``tqdm`` bar on stderr.
+        update_every: for an online learner, apply the optimizer every this many time
+            steps inside each sequence instead of once at its end (the learner state,
+            traces included, carries on across the updates within a sequence).
 
     Returns:
         ``(trained model, history)``; ``history`` holds one dict per epoch with keys
@@ -401,6 +475,21 @@ def train(
         )
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs <= 0:
         raise ValueError(f"train: expected epochs to be a positive integer, received {epochs!r}")
+    if update_every is not None:
+        if not isinstance(learner, _learners.AbstractOnlineLearner):
+            raise ValueError(
+                "train: update_every expected an online learner (EProp, SLTT, RTRL, ...), "
+                f"received {type(learner).__name__}; drop update_every for it"
+            )
+        if (
+            isinstance(update_every, bool)
+            or not isinstance(update_every, numbers.Integral)
+            or update_every <= 0
+        ):
+            raise ValueError(
+                f"train: expected update_every to be a positive integer (time steps), "
+                f"received {update_every!r}"
+            )
     if model.n_in != task.n_in or model.n_out != task.n_out:
         raise ValueError(
             f"train: expected a model with n_in={task.n_in} and n_out={task.n_out} for task "
@@ -432,9 +521,18 @@ def train(
         # step can trigger a second compilation.
         t0 = time.perf_counter()
         idx0 = np.zeros(batch_size, np.int32)
-        step = _train_step.lower(
-            model, opt_state, x_train, y_train, idx0, mask, base_key, learner, optimizer, loss
-        ).compile()
+        step_fn = (
+            _train_step
+            if update_every is None
+            else functools.partial(_online_train_step, update_every=int(update_every))
+        )
+        step = (
+            eqx.filter_jit(step_fn)
+            .lower(
+                model, opt_state, x_train, y_train, idx0, mask, base_key, learner, optimizer, loss
+            )
+            .compile()
+        )
         eval_train = _eval_split.lower(model, x_train, y_train, *train_eval, mask, loss).compile()
         eval_test = _eval_split.lower(model, x_test, y_test, *test_eval, mask, loss).compile()
         compile_seconds = time.perf_counter() - t0
@@ -500,7 +598,7 @@ def run(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"run: expected a plastax.TrainConfig, received {type(config).__name__}")
     task = _tasks.make_task(config.task)
-    learner = _make_learner(config.learner, config.window)
+    learner = _make_learner(config.learner, config.window, config.k)
     model = build_model(config, task.n_in, task.n_out, jax.random.key(config.seed))
     model, history = train(
         model,
@@ -512,6 +610,7 @@ def run(
         seed=config.seed,
         metrics_path=metrics_path,
         progress=progress,
+        update_every=config.update_every,
     )
     last = history[-1]
     params = eqx.filter(model, eqx.is_inexact_array)

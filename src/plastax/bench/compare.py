@@ -35,13 +35,17 @@ def compare_grads(grads, reference) -> dict:
     va, vb = np.concatenate(a), np.concatenate(b)
     na, nb = np.linalg.norm(va), np.linalg.norm(vb)
     cosine = float(va @ vb / (na * nb)) if na > 0 and nb > 0 else float("nan")
-    rel = [np.max(np.abs(x - y)) / np.max(np.abs(y)) for x, y in zip(a, b, strict=True)
-           if np.max(np.abs(y)) > 0]
+    rel = [
+        np.max(np.abs(x - y)) / np.max(np.abs(y))
+        for x, y in zip(a, b, strict=True)
+        if np.max(np.abs(y)) > 0
+    ]
     med_ref = np.median(np.abs(vb))
     return {
         "cosine": cosine,
         "max_rel_error": float(max(rel)) if rel else 0.0,
-        "median_abs_dev": float(np.median(np.abs(va - vb)) / med_ref) if med_ref > 0
+        "median_abs_dev": float(np.median(np.abs(va - vb)) / med_ref)
+        if med_ref > 0
         else float(np.median(np.abs(va - vb))),
         "norm_ratio": float(na / nb) if nb > 0 else float("nan"),
     }

@@ -42,14 +42,18 @@ class MemoryConfig:
         for name in ("batch", "hidden", "n_in", "n_out"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"bench memory: expected {name} to be a positive integer, "
-                                 f"received {v!r}")
+                raise ValueError(
+                    f"bench memory: expected {name} to be a positive integer, received {v!r}"
+                )
         if not self.steps or any(not isinstance(t, int) or t <= 0 for t in self.steps):
-            raise ValueError(f"bench memory: expected positive sequence lengths, received "
-                             f"{self.steps!r}")
+            raise ValueError(
+                f"bench memory: expected positive sequence lengths, received {self.steps!r}"
+            )
         if self.neuron not in NEURONS:
-            raise ValueError(f"bench memory: unknown neuron {self.neuron!r}; expected one of: "
-                             f"{', '.join(sorted(NEURONS))}")
+            raise ValueError(
+                f"bench memory: unknown neuron {self.neuron!r}; expected one of: "
+                f"{', '.join(sorted(NEURONS))}"
+            )
         for name in self.learners:
             make_learner(name)  # raises a clear error for unknown names
 
@@ -92,10 +96,17 @@ def memory_table(config: MemoryConfig, progress=None) -> list[dict]:
         for T in sorted(config.steps):
             mem = compiled_memory(learner, model, T, config.batch)
             base = base or mem["temp_bytes"]
-            rows.append({
-                "learner": name, "hidden": hidden, "batch": config.batch, "n_in": config.n_in,
-                "T": T, **mem, "ratio_to_shortest": mem["temp_bytes"] / base,
-            })
+            rows.append(
+                {
+                    "learner": name,
+                    "hidden": hidden,
+                    "batch": config.batch,
+                    "n_in": config.n_in,
+                    "T": T,
+                    **mem,
+                    "ratio_to_shortest": mem["temp_bytes"] / base,
+                }
+            )
             if progress is not None:
                 progress(rows[-1])
     return rows

@@ -194,8 +194,16 @@ class AbstractOnlineLearner(AbstractLearner):
             schedule=schedule,
         )
 
-    def step(self, model: Network, state: OnlineState, x_t, target_t, weight=1.0, *,
-             loss: AbstractLoss = cross_entropy):
+    def step(
+        self,
+        model: Network,
+        state: OnlineState,
+        x_t,
+        target_t,
+        weight=1.0,
+        *,
+        loss: AbstractLoss = cross_entropy,
+    ):
         """One time step: advance the network and the influences, add
         ``weight * mean_b loss(y_t, target_t)`` to the loss and its gradient estimate to
         the accumulated gradient.  Returns ``(state, loss_t)``."""
@@ -213,8 +221,9 @@ class AbstractOnlineLearner(AbstractLearner):
                 z_prev = layer_output(layer.neuron, s_prev) if layer.recurrent else None
                 blocks = layer_blocks(layer.neuron, s_prev, layer.currents(h, z_prev))
                 z, psi = output_jacobian(layer.neuron, blocks.s_new)
-                dz_dphi = (output_param_jacobian(layer.neuron, blocks.s_new)
-                           if n_phi(layer) else None)
+                dz_dphi = (
+                    output_param_jacobian(layer.neuron, blocks.s_new) if n_phi(layer) else None
+                )
                 ctxs.append(StepContext(s_prev, h, z_prev, blocks, psi, dz_dphi))
                 h = z + deltas[l]
             y = model.readout.step(state.net.readout, h) + dy
@@ -234,8 +243,9 @@ class AbstractOnlineLearner(AbstractLearner):
 
         traces, layer_grads = [], []
         for l in range(n_layers):
-            tr, g = self.update_trace(model.layers[l], state.traces[l], ctxs[l],
-                                      lams[l] * contributes, kappa)
+            tr, g = self.update_trace(
+                model.layers[l], state.traces[l], ctxs[l], lams[l] * contributes, kappa
+            )
             traces.append(tr)
             layer_grads.append(g)
 
@@ -264,11 +274,13 @@ class AbstractOnlineLearner(AbstractLearner):
     def reset_grads(self, state: OnlineState) -> OnlineState:
         """Zero the accumulated gradient and loss; keep network state and traces
         (used after each online optimizer update)."""
-        return state._replace(grads=jax.tree.map(jnp.zeros_like, state.grads),
-                              loss=jnp.zeros_like(state.loss))
+        return state._replace(
+            grads=jax.tree.map(jnp.zeros_like, state.grads), loss=jnp.zeros_like(state.loss)
+        )
 
-    def value_and_grad(self, model, inputs, targets, mask=None, *,
-                       loss: AbstractLoss = cross_entropy, key=None):
+    def value_and_grad(
+        self, model, inputs, targets, mask=None, *, loss: AbstractLoss = cross_entropy, key=None
+    ):
         inputs, targets, mask = prepare(model, inputs, targets, mask, loss)
         self._require_per_step(loss)
         weights = mask / jnp.maximum(jnp.sum(mask), 1.0)

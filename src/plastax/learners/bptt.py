@@ -25,7 +25,8 @@ class BPTT(AbstractLearner):
 
     name: ClassVar[str] = "bptt"
 
-    def value_and_grad(self, model, inputs, targets, mask=None, *,
-                       loss: AbstractLoss = cross_entropy, key=None):
+    def value_and_grad(
+        self, model, inputs, targets, mask=None, *, loss: AbstractLoss = cross_entropy, key=None
+    ):
         inputs, targets, mask = prepare(model, inputs, targets, mask, loss)
         return eqx.filter_value_and_grad(_loss_of)(model, inputs, targets, mask, loss)

@@ -134,8 +134,9 @@ def local_traces_init(layer, batch, n_in, kappa, dtype, mode):
     return EPropTrace(e["in"], e["rec"], e["b"], e_phi, f["in"], f["rec"], f["b"], f_phi)
 
 
-def local_traces_update(layer, trace: EPropTrace, ctx: StepContext, lam, kappa, mode,
-                        constants=None):
+def local_traces_update(
+    layer, trace: EPropTrace, ctx: StepContext, lam, kappa, mode, constants=None
+):
     """One step of the neuron-local recursion for every weight group of a layer."""
     blocks = ctx.blocks
     if mode == "factorised":
@@ -148,13 +149,23 @@ def local_traces_update(layer, trace: EPropTrace, ctx: StepContext, lam, kappa, 
     e_b, f_b, g_b = group_step(mode, trace.e_b, J, D, ones, ctx.psi, lam, trace.f_b, kappa)
     e_rec, f_rec, g_rec = trace.e_rec, trace.f_rec, None
     if layer.recurrent:
-        e_rec, f_rec, g_rec = group_step(mode, trace.e_rec, J, D, ctx.z_prev, ctx.psi, lam,
-                                         trace.f_rec, kappa)
+        e_rec, f_rec, g_rec = group_step(
+            mode, trace.e_rec, J, D, ctx.z_prev, ctx.psi, lam, trace.f_rec, kappa
+        )
     k = blocks.P.shape[-1]
     e_phi, f_phi, g_phi = trace.e_phi, trace.f_phi, jnp.zeros((layer.n, k), ctx.x.dtype)
     if k:
-        e_phi, f_phi, g_phi = phi_step(trace.e_phi, blocks.J, blocks.P, ctx.psi, ctx.dz_dphi,
-                                       lam, trace.f_phi, kappa, temporal=mode != "none")
+        e_phi, f_phi, g_phi = phi_step(
+            trace.e_phi,
+            blocks.J,
+            blocks.P,
+            ctx.psi,
+            ctx.dz_dphi,
+            lam,
+            trace.f_phi,
+            kappa,
+            temporal=mode != "none",
+        )
     return (
         EPropTrace(e_in, e_rec, e_b, e_phi, f_in, f_rec, f_b, f_phi),
         LayerGrads(g_in, g_rec, g_b[0], g_phi),

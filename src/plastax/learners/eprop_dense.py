@@ -50,7 +50,12 @@ class EPropDense(AbstractOnlineLearner):
             grads[g] = jnp.einsum("bj,bj...->...", lam, dz)
         return (
             RTRLTrace(new_m, new_f if trace.f is not None else None),
-            LayerGrads(grads["in"], grads.get("rec"), grads["b"],
-                       grads.get("phi", jnp.zeros(influence_shapes(layer, 1).get("phi", (n, 0)),
-                                                  ctx.x.dtype))),
+            LayerGrads(
+                grads["in"],
+                grads.get("rec"),
+                grads["b"],
+                grads.get(
+                    "phi", jnp.zeros(influence_shapes(layer, 1).get("phi", (n, 0)), ctx.x.dtype)
+                ),
+            ),
         )

@@ -119,8 +119,11 @@ class RTRL(AbstractOnlineLearner):
         shapes = influence_shapes(layer, n_in)
         d = layer.n_states
         M = {g: jnp.zeros((batch, layer.n, d) + s, dtype) for g, s in shapes.items()}
-        F = {g: jnp.zeros((batch, layer.n) + s, dtype) for g, s in shapes.items()} if kappa \
+        F = (
+            {g: jnp.zeros((batch, layer.n) + s, dtype) for g, s in shapes.items()}
+            if kappa
             else None
+        )
         return RTRLTrace(M, F)
 
     def propagate(self, layer, dz_prev: Array) -> Array:
@@ -134,15 +137,15 @@ class RTRL(AbstractOnlineLearner):
         psi = ctx.psi
         if layer.recurrent:
             _, psi_prev = output_jacobian(layer.neuron, ctx.s_prev)
-            dphi_prev = (output_param_jacobian(layer.neuron, ctx.s_prev)
-                         if "phi" in trace.m else None)
+            dphi_prev = (
+                output_param_jacobian(layer.neuron, ctx.s_prev) if "phi" in trace.m else None
+            )
         new_m, new_f, grads = {}, {}, {}
         for g, M in trace.m.items():
             M_new = jnp.einsum("bjde,bje...->bjd...", J, M) + immediate(g, ctx, n)
             if layer.recurrent:
                 dz_prev = output_influence(g, M, psi_prev, dphi_prev, n)
-                M_new = M_new + jnp.einsum("bjdc,bjc...->bjd...", D,
-                                           self.propagate(layer, dz_prev))
+                M_new = M_new + jnp.einsum("bjdc,bjc...->bjd...", D, self.propagate(layer, dz_prev))
             dz = output_influence(g, M_new, psi, ctx.dz_dphi, n)
             if trace.f is not None:
                 dz = kappa * trace.f[g] + dz
@@ -152,6 +155,10 @@ class RTRL(AbstractOnlineLearner):
         k = n_phi(layer)
         return (
             RTRLTrace(new_m, new_f if trace.f is not None else None),
-            LayerGrads(grads["in"], grads.get("rec"), grads["b"],
-                       grads.get("phi", jnp.zeros((n, k), ctx.x.dtype))),
+            LayerGrads(
+                grads["in"],
+                grads.get("rec"),
+                grads["b"],
+                grads.get("phi", jnp.zeros((n, k), ctx.x.dtype)),
+            ),
         )

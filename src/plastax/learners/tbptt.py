@@ -32,8 +32,9 @@ class TBPTT(AbstractLearner):
                 f"{self.window!r}"
             )
 
-    def value_and_grad(self, model, inputs, targets, mask=None, *,
-                       loss: AbstractLoss = cross_entropy, key=None):
+    def value_and_grad(
+        self, model, inputs, targets, mask=None, *, loss: AbstractLoss = cross_entropy, key=None
+    ):
         inputs, targets, mask = prepare(model, inputs, targets, mask, loss)
         if not loss.splits_over_time:
             raise ValueError(

@@ -44,7 +44,7 @@ class TanhRNN(AbstractNeuron):
 class LSTM(AbstractNeuron):
     """LSTM unit (Hochreiter & Schmidhuber 1997) per neuron; currents (i, f, g, o).
 
-        c_t = sig(I_f) c_{t-1} + sig(I_i) tanh(I_g),   h_t = sig(I_o) tanh(c_t)
+    c_t = sig(I_f) c_{t-1} + sig(I_i) tanh(I_g),   h_t = sig(I_o) tanh(c_t)
     """
 
     state_names = ("c", "h")

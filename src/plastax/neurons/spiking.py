@@ -44,16 +44,12 @@ def _check_positive(owner, **values):
 def _check_non_negative(owner, **values):
     for name, value in values.items():
         if isinstance(value, int | float) and not value >= 0:
-            raise ValueError(
-                f"{owner}.{name}: expected a number >= 0, received {value!r}"
-            )
+            raise ValueError(f"{owner}.{name}: expected a number >= 0, received {value!r}")
 
 
 def _check_reset(owner, reset):
     if reset not in _RESETS:
-        raise ValueError(
-            f"{owner}.reset: expected one of {_RESETS}, received {reset!r}"
-        )
+        raise ValueError(f"{owner}.reset: expected one of {_RESETS}, received {reset!r}")
 
 
 def _apply_reset(v, z, threshold, reset, detach):
@@ -124,8 +120,7 @@ class ALIF(AbstractNeuron):
     detach_reset: bool = False
 
     def __check_init__(self):
-        _check_non_negative("ALIF", tau_mem=self.tau_mem, tau_adapt=self.tau_adapt,
-                            beta=self.beta)
+        _check_non_negative("ALIF", tau_mem=self.tau_mem, tau_adapt=self.tau_adapt, beta=self.beta)
         _check_positive("ALIF", threshold=self.threshold)
 
     def init_state(self):
