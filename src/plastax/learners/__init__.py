@@ -11,6 +11,7 @@ from .eprop import EProp
 from .eprop_dense import EPropDense
 from .rtrl import RTRL
 from .sltt import SLTT
+from .sparse_rtrl import SparseRTRL
 from .tbptt import TBPTT
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "EPropDense",
     "RTRL",
     "SLTT",
+    "SparseRTRL",
     "LEARNERS",
     "make_learner",
 ]
@@ -34,14 +36,15 @@ LEARNERS = {
     "eprop_dense": EPropDense,
     "rtrl": RTRL,
     "sltt": SLTT,
+    "sparse_rtrl": SparseRTRL,
 }
 
 
 def make_learner(name: str, **options) -> AbstractLearner:
     """Build a learner by name with the options it takes (others are ignored).
 
-    ``window`` for ``tbptt``; ``k`` for ``sltt``; ``factorise`` for ``eprop``;
-    ``max_bytes`` for ``rtrl``.  Options set to ``None`` are left at their defaults.
+    ``window`` for ``tbptt``; ``k`` for ``sltt`` and ``sparse_rtrl`` (with
+    ``selection``); ``factorise`` for ``eprop``; ``max_bytes`` for ``rtrl``.  Options set to ``None`` are left at their defaults.
 
         >>> make_learner("tbptt", window=10)
         TBPTT(window=10)

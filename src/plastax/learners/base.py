@@ -105,6 +105,7 @@ class StepContext(NamedTuple):
     blocks: LocalBlocks  # s_new, J (B,n,d,d), D (B,n,d,m), P (B,n,d,k)
     psi: Array  # (B, n, d)          dz_t/ds_t
     dz_dphi: Array | None  # (B, n, k) direct dz_t/dphi at fixed state (k > 0 only)
+    key: Array  # PRNG key of this layer and step (for learners that sample)
 
 
 class LayerGrads(NamedTuple):
@@ -149,8 +150,9 @@ class AbstractOnlineLearner(AbstractLearner):
     readout are shared."""
 
     @abc.abstractmethod
-    def init_trace(self, layer, batch: int, n_in: int, kappa: float, dtype):
-        """Initial influence representation of one layer."""
+    def init_trace(self, layer, batch: int, n_in: int, kappa: float, dtype, key):
+        """Initial influence representation of one layer (``key``: for learners that
+        sample, e.g. the paths of sparse RTRL)."""
 
     @abc.abstractmethod
     def update_trace(self, layer, trace, ctx: StepContext, lam: Array, kappa: float):
@@ -174,12 +176,14 @@ class AbstractOnlineLearner(AbstractLearner):
         self.check(model, batch_size)
         dt = model.dtype
         kappa = model.readout.kappa
-        traces, p = [], model.n_in
-        for layer in model.layers:
-            traces.append(self.init_trace(layer, batch_size, p, kappa, dt))
-            p = layer.n
         key = jax.random.key(0) if key is None else key
-        key, sub = jax.random.split(key)
+        key, sub, layer_key = jax.random.split(key, 3)
+        traces, p = [], model.n_in
+        for layer, k in zip(
+            model.layers, jax.random.split(layer_key, len(model.layers)), strict=True
+        ):
+            traces.append(self.init_trace(layer, batch_size, p, kappa, dt, k))
+            p = layer.n
         schedule = None if mask is None else self.sample_schedule(sub, mask)
         grads = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
         return OnlineState(
@@ -213,6 +217,9 @@ class AbstractOnlineLearner(AbstractLearner):
         kappa = model.readout.kappa
         n_layers = len(model.layers)
 
+        next_key, step_key = jax.random.split(state.key)
+        layer_keys = jax.random.split(step_key, n_layers)
+
         def spatial(deltas, dy):
             """Step t as a function of perturbations of each layer's output and of y."""
             h, ctxs = x_t, []
@@ -224,7 +231,7 @@ class AbstractOnlineLearner(AbstractLearner):
                 dz_dphi = (
                     output_param_jacobian(layer.neuron, blocks.s_new) if n_phi(layer) else None
                 )
-                ctxs.append(StepContext(s_prev, h, z_prev, blocks, psi, dz_dphi))
+                ctxs.append(StepContext(s_prev, h, z_prev, blocks, psi, dz_dphi, layer_keys[l]))
                 h = z + deltas[l]
             y = model.readout.step(state.net.readout, h) + dy
             e_t = weight * jnp.mean(loss(y, target_t))
@@ -263,7 +270,7 @@ class AbstractOnlineLearner(AbstractLearner):
             grads=jax.tree.map(jnp.add, state.grads, step_grads),
             loss=state.loss + e_t,
             t=state.t + 1,
-            key=state.key,
+            key=next_key,
             schedule=state.schedule,
         ), e_t
 

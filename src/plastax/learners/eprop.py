@@ -223,7 +223,7 @@ class EProp(AbstractOnlineLearner):
         """Whether this learner keeps factorised traces for ``layer``."""
         return self._mode(layer, dtype)[0] == "factorised"
 
-    def init_trace(self, layer, batch, n_in, kappa, dtype):
+    def init_trace(self, layer, batch, n_in, kappa, dtype, key=None):
         return local_traces_init(layer, batch, n_in, kappa, dtype, self._mode(layer, dtype)[0])
 
     def update_trace(self, layer, trace, ctx, lam, kappa):

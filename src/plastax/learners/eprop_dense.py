@@ -29,7 +29,7 @@ class EPropDense(AbstractOnlineLearner):
     def check(self, model, batch):
         RTRL().check(model, batch)
 
-    def init_trace(self, layer, batch, n_in, kappa, dtype):
+    def init_trace(self, layer, batch, n_in, kappa, dtype, key=None):
         return RTRL().init_trace(layer, batch, n_in, kappa, dtype)
 
     def update_trace(self, layer, trace, ctx, lam, kappa):
@@ -49,7 +49,7 @@ class EPropDense(AbstractOnlineLearner):
             new_m[g] = M_new
             grads[g] = jnp.einsum("bj,bj...->...", lam, dz)
         return (
-            RTRLTrace(new_m, new_f if trace.f is not None else None),
+            RTRLTrace(new_m, new_f if trace.f is not None else None, None),
             LayerGrads(
                 grads["in"],
                 grads.get("rec"),

@@ -1,7 +1,6 @@
 """Real-time recurrent learning: exact forward-mode gradients."""
 
-from __future__ import annotations
-
+import abc
 import math
 import os
 from typing import ClassVar, NamedTuple
@@ -14,7 +13,7 @@ from jaxtyping import Array
 from ..neurons.base import output_jacobian, output_param_jacobian
 from .base import AbstractOnlineLearner, LayerGrads, StepContext, n_phi
 
-__all__ = ["RTRL", "RTRLTrace", "influence_shapes", "available_memory_bytes"]
+__all__ = ["AbstractRTRL", "RTRL", "RTRLTrace", "influence_shapes", "available_memory_bytes"]
 
 _GROUPS = ("in", "rec", "b", "phi")
 
@@ -27,6 +26,7 @@ class RTRLTrace(NamedTuple):
 
     m: dict  # group name -> (B, n, d, *param_shape)
     f: dict | None  # group name -> (B, n, *param_shape), kappa-filtered dz/dtheta
+    paths: Array | None  # (n, k) recurrent paths kept per neuron (sparse RTRL), or None
 
 
 def influence_shapes(layer, n_in: int) -> dict:
@@ -72,24 +72,25 @@ def output_influence(name, M, psi, dz_dphi, n):
     return dz
 
 
-class RTRL(AbstractOnlineLearner):
-    """Real-time recurrent learning (Williams & Zipser 1989): the full recursion
+class AbstractRTRL(AbstractOnlineLearner):
+    """Forward-mode recursion through the recurrent weights:
 
-        M_t = J^loc_t M_{t-1} + D_t (W_rec^T dz_{t-1}/dtheta) + F_t,
+        M_t = J^loc_t M_{t-1} + D_t (W_rec^T dz_{t-1}/dtheta) + F_t.
 
-    neuron-local blocks plus every recurrent path through ``W_rec``.  Exact: equal to
-    BPTT for a recurrent layer.  Memory B n d |theta| = O(n^3) per layer, compute
-    O(n^4) per step, both independent of T.  With several layers each layer's influence
-    is exact within the layer; the temporal routes between layers are dropped.
-
-    Args:
-        max_bytes: refuse (``ValueError``, before compiling) when the estimated memory
-            of the influence tensors exceeds this; default: half the available memory
-            of the default device.
+    Subclasses choose which recurrent paths ``W_rec[q, j]`` carry influence
+    (:meth:`propagate`).  The self-connection ``W_rec[j, j]`` always does.
     """
 
-    max_bytes: int | None = eqx.field(static=True, default=None)
-    name: ClassVar[str] = "rtrl"
+    max_bytes: eqx.AbstractVar[int | None]
+
+    @abc.abstractmethod
+    def propagate(self, layer, dz_prev: Array, paths, ctx: StepContext) -> Array:
+        """Recurrent term of dI_t/dtheta, ``sum_q W_rec[q, j, c] dz_{t-1}[q]`` over the
+        kept paths; shape (B, n, m, *param_shape)."""
+
+    def init_paths(self, layer, key):
+        """Paths fixed for the whole run (carried in the trace), or None."""
+        return None
 
     def estimate_bytes(self, model, batch: int) -> int:
         """Estimated peak bytes of the influence tensors and their update temporaries."""
@@ -108,14 +109,15 @@ class RTRL(AbstractOnlineLearner):
         limit = self.max_bytes if self.max_bytes is not None else available_memory_bytes() // 2
         if need > limit:
             raise ValueError(
-                f"RTRL: the influence tensors need about {need / 2**30:.2f} GiB "
-                f"(batch {batch}, layers {[layer.n for layer in model.layers]}), more "
-                f"than the {limit / 2**30:.2f} GiB allowed; RTRL memory grows as n^3: use "
+                f"{type(self).__name__}: the influence tensors need about "
+                f"{need / 2**30:.2f} GiB (batch {batch}, layers "
+                f"{[layer.n for layer in model.layers]}), more than the "
+                f"{limit / 2**30:.2f} GiB allowed; RTRL memory grows as n^3: use "
                 "EProp() (O(n^2), exact for one feed-forward layer), SLTT(), a smaller "
-                "hidden layer or batch, or raise RTRL(max_bytes=...)"
+                f"hidden layer or batch, or raise {type(self).__name__}(max_bytes=...)"
             )
 
-    def init_trace(self, layer, batch, n_in, kappa, dtype):
+    def init_trace(self, layer, batch, n_in, kappa, dtype, key=None):
         shapes = influence_shapes(layer, n_in)
         d = layer.n_states
         M = {g: jnp.zeros((batch, layer.n, d) + s, dtype) for g, s in shapes.items()}
@@ -124,12 +126,8 @@ class RTRL(AbstractOnlineLearner):
             if kappa
             else None
         )
-        return RTRLTrace(M, F)
-
-    def propagate(self, layer, dz_prev: Array) -> Array:
-        """Recurrent term of dI_t/dtheta: sum_q W_rec[q, j, c] dz_{t-1}[q] (B, n, m, ...)."""
-        _, m_rec = layer.masks(dz_prev.dtype)
-        return jnp.einsum("qjc,bq...->bjc...", layer.w_rec * m_rec, dz_prev)
+        paths = self.init_paths(layer, key) if layer.recurrent else None
+        return RTRLTrace(M, F, paths)
 
     def update_trace(self, layer, trace, ctx, lam, kappa):
         n = layer.n
@@ -145,7 +143,8 @@ class RTRL(AbstractOnlineLearner):
             M_new = jnp.einsum("bjde,bje...->bjd...", J, M) + immediate(g, ctx, n)
             if layer.recurrent:
                 dz_prev = output_influence(g, M, psi_prev, dphi_prev, n)
-                M_new = M_new + jnp.einsum("bjdc,bjc...->bjd...", D, self.propagate(layer, dz_prev))
+                rec = self.propagate(layer, dz_prev, trace.paths, ctx)
+                M_new = M_new + jnp.einsum("bjdc,bjc...->bjd...", D, rec)
             dz = output_influence(g, M_new, psi, ctx.dz_dphi, n)
             if trace.f is not None:
                 dz = kappa * trace.f[g] + dz
@@ -154,7 +153,7 @@ class RTRL(AbstractOnlineLearner):
             grads[g] = jnp.einsum("bj,bj...->...", lam, dz)
         k = n_phi(layer)
         return (
-            RTRLTrace(new_m, new_f if trace.f is not None else None),
+            RTRLTrace(new_m, new_f if trace.f is not None else None, trace.paths),
             LayerGrads(
                 grads["in"],
                 grads.get("rec"),
@@ -162,3 +161,27 @@ class RTRL(AbstractOnlineLearner):
                 grads.get("phi", jnp.zeros((n, k), ctx.x.dtype)),
             ),
         )
+
+
+class RTRL(AbstractRTRL):
+    """Real-time recurrent learning (Williams & Zipser 1989): the full recursion
+
+        M_t = J^loc_t M_{t-1} + D_t (W_rec^T dz_{t-1}/dtheta) + F_t,
+
+    neuron-local blocks plus every recurrent path through ``W_rec``.  Exact: equal to
+    BPTT for a recurrent layer.  Memory B n d |theta| = O(n^3) per layer, compute
+    O(n^4) per step, both independent of T.  With several layers each layer's influence
+    is exact within the layer; the temporal routes between layers are dropped.
+
+    Args:
+        max_bytes: refuse (``ValueError``, before compiling) when the estimated memory
+            of the influence tensors exceeds this; default: half the available memory
+            of the default device.
+    """
+
+    max_bytes: int | None = eqx.field(static=True, default=None)
+    name: ClassVar[str] = "rtrl"
+
+    def propagate(self, layer, dz_prev, paths, ctx):
+        _, m_rec = layer.masks(dz_prev.dtype)
+        return jnp.einsum("qjc,bq...->bjc...", layer.w_rec * m_rec, dz_prev)

@@ -49,7 +49,7 @@ class SLTT(AbstractOnlineLearner):
         idx = jax.lax.top_k(scores, k)[1]
         return jnp.zeros(mask.shape, mask.dtype).at[idx].set(1.0)
 
-    def init_trace(self, layer, batch, n_in, kappa, dtype):
+    def init_trace(self, layer, batch, n_in, kappa, dtype, key=None):
         return local_traces_init(layer, batch, n_in, kappa, dtype, "none")
 
     def update_trace(self, layer, trace, ctx, lam, kappa):
