@@ -1,4 +1,5 @@
-"""The training loop: optax, exact evaluation, JSONL metrics, a progress bar.
+"""The training loop: optax, exact evaluation, JSONL metrics, checkpoints, several
+devices, and a progress bar.
 
     model, history = plastax.train(model, task, learner=plastax.learners.BPTT(),
                                    optimizer=optax.adam(2e-3), epochs=10,
@@ -17,37 +18,84 @@ A prediction is the arg-max over classes of the readout summed over the masked s
 
     y_hat = argmax_c sum_t mask_t y_t[c].
 
-Nothing here prints except the optional ``tqdm`` progress bar (on stderr).
+Randomness: the training set is shuffled each epoch by ``np.random.default_rng(seed)``
+and step ``g`` (counted from 0 over the whole run) receives the key
+``jax.random.fold_in(jax.random.key(seed), g)``.  The metrics file holds no wall-clock
+time, so the same seed and configuration give the same file, bit for bit, on the same
+machine and number of devices; timings are in :func:`run`'s summary.
+
+Reliability (see :mod:`plastax.checkpoint` for the format):
+
+* ``checkpoint_dir``: checkpoints every ``checkpoint_every`` steps (default: at the end
+  of every epoch), at the end, and when SIGINT or SIGTERM arrives; the signal lets the
+  current step finish, saves, and raises :class:`TrainingInterrupted`.  A checkpoint
+  holds the model, the optimizer state, the base key, the numpy generator state at the
+  start of the current epoch, the position in the epoch, the losses of the epoch's
+  steps so far, the metrics history and the configuration, so ``resume=True`` replays
+  the same permutation from the same step and ends with bit-identical parameters and
+  an identical metrics file.
+* Every step checks inside jit that the batch inputs, the loss, every gradient leaf
+  and every updated parameter are finite; a step that is not is not applied, and
+  training stops with :class:`NonFiniteError` naming the step, the first bad tensor
+  and the last good checkpoint.  Data shapes and dtypes are checked up front; finiteness
+  of the data is checked batch by batch as it is used.
+* The checkpoint directory and the metrics file's folder are probed with a file of the
+  expected size before anything is compiled, so a full disk or a missing permission
+  fails at once, not after hours.
+* ``devices``: data parallelism with ``jax.sharding``.  The batch axis is sharded over a
+  one-axis mesh ``("batch",)``, parameters and data are replicated, and XLA inserts the
+  gradient reduction.
+
+Nothing here prints except the optional ``tqdm`` progress bar (on stderr); problems
+found while resuming are reported with :func:`warnings.warn`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
 import math
 import numbers
 import os
+import signal
+import threading
 import time
 import types
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from . import checkpoint as _checkpoint
 from . import learners as _learners
 from . import neurons as _neurons
 from . import tasks as _tasks
+from ._io import probe_writable
 from .learners.base import AbstractLearner
 from .losses import AbstractLoss, check_mask, cross_entropy
 from .network import Layer, LeakyReadout, LinearReadout, Network
 
-__all__ = ["NEURONS", "TrainConfig", "build_model", "evaluate", "run", "train"]
+__all__ = [
+    "NEURONS",
+    "NonFiniteError",
+    "TrainConfig",
+    "TrainingInterrupted",
+    "build_model",
+    "evaluate",
+    "make_optimizer",
+    "run",
+    "train",
+]
 
 NEURONS: dict[str, Callable[[], _neurons.AbstractNeuron]] = {
     "lif": _neurons.LIF,
@@ -126,6 +174,11 @@ class TrainConfig:
             carry on across updates).  ``None``: once per sequence.
         k: ``"sltt"`` only: contribute the gradient of only ``k`` sampled steps per
             sequence (SLTT-K).  ``None``: every step.
+        clip_norm: clip the gradient to this global norm before Adam
+            (``optax.clip_by_global_norm``).  ``None``: no clipping.
+        devices: number of devices to train on (data parallel: the batch is sharded
+            over them, ``batch_size`` must be divisible by it).  ``None``: every visible
+            device.
 
     The defaults train the default Randman task (recurrent LIF layer, BPTT) to
     97-99% test accuracy (seeds 0-2) in about 30 s, compilation included, on a
@@ -147,6 +200,8 @@ class TrainConfig:
     seed: int = 0
     update_every: int | None = None
     k: int | None = None
+    clip_norm: float | None = None
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice("task", self.task, sorted(_tasks.TASKS), "randman")
@@ -184,9 +239,12 @@ class TrainConfig:
                 f"TrainConfig.learner: expected a registered learner, received "
                 f"{self.learner!r} ({e}); pass e.g. learner='bptt'"
             ) from None
-        for name in ("update_every", "k"):
+        if self.clip_norm is not None:
+            _check_positive_float("clip_norm", self.clip_norm, 1.0)
+            object.__setattr__(self, "clip_norm", float(self.clip_norm))
+        for name, example in (("update_every", 10), ("k", 5), ("devices", 1)):
             if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name), 10)
+                _check_positive_int(name, getattr(self, name), example)
                 object.__setattr__(self, name, int(getattr(self, name)))
         if self.update_every is not None and not isinstance(
             _make_learner(self.learner, self.window), _learners.AbstractOnlineLearner
@@ -213,6 +271,20 @@ SPIKING_GAINS = types.MappingProxyType({"input_gain": 5.0, "recurrent_gain": 0.3
 input drive and a weak initial recurrence.  On Randman, the :class:`~plastax.Layer`
 defaults (3.0 and 1.0) make training noisier and end at lower accuracy.  Rate
 neurons use the :class:`~plastax.Layer` defaults."""
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """``optax.adam(config.lr)``, preceded by ``optax.clip_by_global_norm`` when
+    ``config.clip_norm`` is set.  Clipping adds no optimizer state, so a run can be
+    resumed with or without it."""
+    if not isinstance(config, TrainConfig):
+        raise ValueError(
+            f"make_optimizer: expected a plastax.TrainConfig, received {type(config).__name__}"
+        )
+    adam = optax.adam(config.lr)
+    if config.clip_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), adam)
 
 
 def _is_spiking(neuron) -> bool:
@@ -244,37 +316,153 @@ def build_model(config: TrainConfig, n_in: int, n_out: int, key: PRNGKeyArray) -
 
 
 # --------------------------------------------------------------------------------------
+# Errors
+
+
+class NonFiniteError(FloatingPointError):
+    """A training step produced (or received) NaN or Inf.  Its update was not applied.
+
+    Attributes: ``epoch`` and ``step`` (1-based, within the epoch), ``global_step``
+    (1-based over the run), ``tensor`` (``"inputs"``, ``"loss"``,
+    ``"grads.layers[0].w_in"``, ``"params..."``) and ``checkpoint`` (the last good
+    checkpoint, or ``None``).
+    """
+
+    def __init__(self, message: str, *, epoch, step, global_step, tensor, checkpoint):
+        super().__init__(message)
+        self.epoch, self.step, self.global_step = epoch, step, global_step
+        self.tensor, self.checkpoint = tensor, checkpoint
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived during training: the current step was finished and a
+    checkpoint saved (when there is a checkpoint directory).  A ``KeyboardInterrupt``,
+    so ``except Exception`` does not swallow it.
+
+    Attributes: ``signum``, ``epoch``, ``step`` (steps done in that epoch),
+    ``global_step`` (steps done in the run) and ``checkpoint`` (path or ``None``).
+    """
+
+    def __init__(self, message: str, *, signum, epoch, step, global_step, checkpoint):
+        super().__init__(message)
+        self.signum, self.epoch, self.step = signum, epoch, step
+        self.global_step, self.checkpoint = global_step, checkpoint
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# --------------------------------------------------------------------------------------
 # Jitted steps
 
 
-def _batch(x_all, y_all, idx, n_out: int, loss: AbstractLoss):
-    """Gather a batch inside jit: time-major inputs (T, B, n_in) and targets."""
-    x = jnp.swapaxes(x_all[idx], 0, 1)
-    labels = y_all[idx]
+def _shard(x, mesh: Mesh | None, *spec):
+    """Constrain ``x`` to ``PartitionSpec(*spec)`` over ``mesh`` (no-op without one)."""
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(*spec)))
+
+
+def _replicate(tree, mesh: Mesh | None):
+    """Constrain every array of ``tree`` to be replicated over ``mesh``."""
+    if mesh is None:
+        return tree
+    arrays, rest = eqx.partition(tree, eqx.is_array)
+    arrays = jax.tree.map(lambda a: _shard(a, mesh), arrays)
+    return eqx.combine(arrays, rest)
+
+
+def _batch(x_all, y_all, idx, n_out: int, loss: AbstractLoss, mesh: Mesh | None = None):
+    """Gather a batch inside jit: time-major inputs (T, B, n_in) and targets.  With a
+    mesh, the batch axis is sharded over its devices."""
+    x = _shard(jnp.swapaxes(x_all[idx], 0, 1), mesh, None, "batch", None)
+    labels = _shard(y_all[idx], mesh, "batch")
     T, B = x.shape[:2]
     if getattr(loss, "classification", True):
-        targets = jnp.broadcast_to(labels, (T, B))
+        targets = _shard(jnp.broadcast_to(labels, (T, B)), mesh, None, "batch")
     else:  # regression losses (mse) are trained on one-hot targets
         onehot = jax.nn.one_hot(labels, n_out, dtype=x.dtype)
-        targets = jnp.broadcast_to(onehot, (T, B, n_out))
+        targets = _shard(jnp.broadcast_to(onehot, (T, B, n_out)), mesh, None, "batch", None)
     return x, labels, targets
 
 
-def _train_step(model, opt_state, x_all, y_all, idx, mask, key, learner, optimizer, loss):
-    x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss)
+def _all_finite(x) -> Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def _finite_flags(x, value, grads, params) -> Array:
+    """``[inputs, loss, *grads leaves, *updated params leaves]`` are finite (bools);
+    the names are given by :func:`_flag_names`."""
+    flags = [_all_finite(x), _all_finite(value)]
+    flags += [_all_finite(g) for g in jax.tree.leaves(grads)]
+    flags += [_all_finite(p) for p in jax.tree.leaves(params)]
+    return jnp.stack(flags)
+
+
+def _flag_names(model) -> list[str]:
+    paths = jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_inexact_array))[0]
+    keys = [jax.tree_util.keystr(p) for p, _ in paths]
+    return ["inputs", "loss"] + ["grads" + k for k in keys] + ["params" + k for k in keys]
+
+
+def _keep_if(ok, new, old):
+    """``new`` where ``ok`` else ``old``, leaf by leaf (skips a non-finite update)."""
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _loss_and_grads(model, x_all, y_all, idx, mask, key, learner, loss, mesh=None):
+    """The loss and gradient of the batch ``idx`` by ``learner`` and the gathered,
+    sharded inputs.  One device or several, it computes the same quantity; with a
+    mesh, XLA reduces the gradient over the batch shards."""
+    x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss, mesh)
     value, grads = learner.value_and_grad(model, x, targets, mask, loss=loss, key=key)
-    params = eqx.filter(model, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return eqx.apply_updates(model, updates), opt_state, value
+    return value, grads, x
 
 
-def _online_train_step(
-    model, opt_state, x_all, y_all, idx, mask, key, learner, optimizer, loss, *, update_every
+def _train_step_impl(
+    model, opt_state, x_all, y_all, idx, mask, base_key, step, learner, optimizer, loss, mesh=None
+):
+    """One optimizer step on the batch ``idx``; returns ``(model, opt_state, loss,
+    finite flags)``.  ``step`` (0-based over the run) selects the key; a step whose
+    flags are not all true is not applied."""
+    key = jax.random.fold_in(base_key, step)
+    value, grads, x = _loss_and_grads(model, x_all, y_all, idx, mask, key, learner, loss, mesh)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    new_params = eqx.apply_updates(params, updates)
+    flags = _finite_flags(x, value, grads, new_params)
+    ok = jnp.all(flags)
+    params = _keep_if(ok, new_params, params)
+    opt_state = _keep_if(ok, new_opt_state, opt_state)
+    out = (eqx.combine(params, static), opt_state, value, flags)
+    return _replicate(out, mesh)
+
+
+_train_step = eqx.filter_jit(_train_step_impl)
+
+
+def _online_train_step_impl(
+    model,
+    opt_state,
+    x_all,
+    y_all,
+    idx,
+    mask,
+    base_key,
+    step,
+    learner,
+    optimizer,
+    loss,
+    mesh=None,
+    *,
+    update_every,
 ):
     """Online learning inside a sequence: the learner steps through time and the
     optimizer is applied every ``update_every`` steps with the gradient accumulated
-    since the last update; traces carry on."""
-    x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss)
+    since the last update; traces carry on.  Returns what :func:`_train_step` does;
+    the flags hold over every update of the sequence."""
+    key = jax.random.fold_in(base_key, step)
+    x, _, targets = _batch(x_all, y_all, idx, model.n_out, loss, mesh)
     T, B = x.shape[:2]
     n_chunks = -(-T // update_every)
     pad = n_chunks * update_every - T
@@ -292,9 +480,10 @@ def _online_train_step(
         key=key,
         mask=jnp.concatenate([mask, jnp.zeros((pad,), mask.dtype)]) if pad else mask,
     )
+    n_flags = len(_flag_names(model)) - 1  # every flag but "inputs"
 
     def chunk(carry, xs):
-        params, opt_state, lstate = carry
+        params, opt_state, lstate, flags = carry
         net = eqx.combine(params, static)
 
         def body(st, xs_):
@@ -302,15 +491,25 @@ def _online_train_step(
             return st, None
 
         lstate, _ = jax.lax.scan(body, lstate, xs)
-        updates, opt_state = optimizer.update(learner.grads(lstate), opt_state, params)
-        params = eqx.apply_updates(params, updates)
+        grads = learner.grads(lstate)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        new_params = eqx.apply_updates(params, updates)
+        chunk_flags = _finite_flags(xs[0], lstate.loss, grads, new_params)[1:]
+        ok = jnp.all(chunk_flags)
+        params = _keep_if(ok, new_params, params)
+        opt_state = _keep_if(ok, new_opt_state, opt_state)
         value = lstate.loss
-        return (params, opt_state, learner.reset_grads(lstate)), value
+        return (params, opt_state, learner.reset_grads(lstate), flags & chunk_flags), value
 
-    (params, opt_state, _), values = jax.lax.scan(
-        chunk, (params, opt_state, lstate), (chunked(x), chunked(targets), chunked(weights))
+    flags0 = jnp.ones((n_flags,), bool)
+    (params, opt_state, _, flags), values = jax.lax.scan(
+        chunk,
+        (params, opt_state, lstate, flags0),
+        (chunked(x), chunked(targets), chunked(weights)),
     )
-    return eqx.combine(params, static), opt_state, jnp.sum(values)
+    flags = jnp.concatenate([_all_finite(x)[None], flags])
+    out = (eqx.combine(params, static), opt_state, jnp.sum(values), flags)
+    return _replicate(out, mesh)
 
 
 def _per_example_loss(loss: AbstractLoss, ys, targets, mask):
@@ -323,12 +522,12 @@ def _per_example_loss(loss: AbstractLoss, ys, targets, mask):
 
 
 @eqx.filter_jit
-def _eval_split(model, x_all, y_all, idx, valid, mask, loss):
+def _eval_split(model, x_all, y_all, idx, valid, mask, loss, mesh=None):
     """Summed loss and number of correct predictions over ``idx`` (n_batches, B)."""
 
     def one(args):
         i, v = args
-        x, labels, targets = _batch(x_all, y_all, i, model.n_out, loss)
+        x, labels, targets = _batch(x_all, y_all, i, model.n_out, loss, mesh)
         ys = model(x)  # (T, B, n_out)
         per_example = _per_example_loss(loss, ys, targets, mask)
         pred = jnp.argmax(jnp.einsum("tbc,t->bc", ys, mask), axis=-1)
@@ -336,7 +535,7 @@ def _eval_split(model, x_all, y_all, idx, valid, mask, loss):
         return jnp.sum(jnp.where(v, per_example, 0.0)), jnp.sum(correct)
 
     losses, correct = jax.lax.map(one, (idx, valid))
-    return jnp.sum(losses), jnp.sum(correct)
+    return _replicate((jnp.sum(losses), jnp.sum(correct)), mesh)
 
 
 def _eval_indices(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -390,34 +589,243 @@ def evaluate(
     Returns:
         ``{"loss": float, "accuracy": float}``.
     """
+    if not isinstance(model, Network):
+        raise ValueError(f"evaluate: expected a plastax.Network, received {type(model).__name__}")
     if not isinstance(split, _tasks.Split):
         raise ValueError(
             f"evaluate: expected a plastax.tasks.Split, received {type(split).__name__}"
         )
+    _check_loss(loss, "evaluate")
     _check_batch_size(batch_size)
+    if split.x.shape[2] != model.n_in or len(split) == 0:
+        raise ValueError(
+            f"evaluate: expected a split of shape (N >= 1, T, {model.n_in}) for a model with "
+            f"n_in={model.n_in}, received x of shape {split.x.shape}"
+        )
     x_all, y_all = jnp.asarray(split.x, model.dtype), jnp.asarray(split.y)
     mask = check_mask(mask, split.x.shape[1], model.dtype)
     return _evaluate_arrays(model, x_all, y_all, mask, int(batch_size), loss)
+
+
+def _check_loss(loss, where: str) -> None:
+    if not isinstance(loss, AbstractLoss):
+        raise ValueError(
+            f"{where}: expected a plastax loss (plastax.losses.cross_entropy, mse, ...), "
+            f"received {type(loss).__name__}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Devices
+
+
+def _make_mesh(devices, batch_size: int) -> Mesh | None:
+    """A one-axis mesh ``("batch",)`` over the first ``devices`` devices (``None``: all
+    of them); ``None`` when that is one device."""
+    available = jax.devices()
+    if devices is None:
+        n = len(available)
+    else:
+        if isinstance(devices, bool) or not isinstance(devices, numbers.Integral) or devices <= 0:
+            raise ValueError(
+                f"train: expected devices to be a positive integer or None (every device), "
+                f"received {devices!r}"
+            )
+        n = int(devices)
+        if n > len(available):
+            raise ValueError(
+                f"train: expected devices <= the {len(available)} visible "
+                f"{jax.default_backend()} device(s), received devices={n}; on a CPU, "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={n} (set before JAX is "
+                "imported) simulates several devices"
+            )
+    if batch_size % n:
+        lower = max(batch_size // n * n, n)
+        raise ValueError(
+            f"train: expected batch_size to be divisible by the number of devices ({n}), "
+            f"received batch_size={batch_size}; pass batch_size={lower} or "
+            f"{lower + n}, or fewer devices (--devices)"
+        )
+    if n == 1:
+        return None
+    return Mesh(np.asarray(available[:n]), ("batch",))
+
+
+def _put(tree, mesh: Mesh | None):
+    """Place the arrays of ``tree`` replicated on every device of ``mesh``."""
+    if mesh is None:
+        return tree
+    arrays, rest = eqx.partition(tree, eqx.is_array)
+    arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
+    return eqx.combine(arrays, rest)
+
+
+# --------------------------------------------------------------------------------------
+# Files: metrics, checkpoints, signals
+
+
+def _progress_bar(epochs: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=epochs, initial=initial, desc="train", unit="epoch", disable=not enabled, leave=True
+    )
+
+
+_METRICS_PROBE = 1 << 16
+
+
+def _open_metrics(path):
+    """Open the metrics file for appending, after checking that its folder takes
+    writes (a full disk or a missing permission fails here, before training)."""
+    if path is None:
+        return None
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    probe_writable(folder, _METRICS_PROBE, "the metrics folder", "choose another metrics path")
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as e:
+        raise ValueError(
+            f"cannot open the metrics file {path!r} for appending: {e.strerror}; choose "
+            "another metrics path"
+        ) from None
+
+
+def _rewind_metrics(path, saved: dict[str, Any], epochs_done: int) -> None:
+    """On resume, drop the lines that the interrupted run wrote after its checkpoint
+    (epochs ``epochs_done + 1, ...``, which the resumed run writes again), so that the
+    file equals that of an uninterrupted run.  Anything else is left alone."""
+    if path is None or saved.get("path") is None:
+        return
+    if os.path.realpath(os.fspath(path)) != saved["path"]:
+        return
+    offset = int(saved["offset"])
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    if size == offset:
+        return
+    if size < offset:
+        warnings.warn(
+            f"metrics file {os.fspath(path)!r} is shorter ({size} bytes) than when the "
+            f"checkpoint was written ({offset} bytes); appending to it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    with open(path, "rb") as f:
+        f.seek(offset)
+        tail = f.read()
+    try:
+        records = [json.loads(line) for line in tail.decode("utf-8").splitlines()]
+        ours = [r.get("epoch") for r in records] == list(
+            range(epochs_done + 1, epochs_done + 1 + len(records))
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        ours = False
+    if not ours:
+        warnings.warn(
+            f"metrics file {os.fspath(path)!r} holds lines written after the checkpoint that "
+            "are not this run's epochs; they are kept and new epochs are appended",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+
+
+class _Signals:
+    """Turn SIGINT and SIGTERM into a request to stop after the current step.  A second
+    signal stops at once (``KeyboardInterrupt``).  Only the main thread can install
+    signal handlers; elsewhere this does nothing.  The previous handlers come back on
+    exit."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping at once")
+        self.signum = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        return False
+
+
+def _describe_task(task) -> dict[str, Any]:
+    try:
+        return task.describe()
+    except (TypeError, AttributeError):
+        return {"name": getattr(task, "name", type(task).__name__)}
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj))
+
+
+_RESUMABLE = {"epochs", "devices", "lr", "clip_norm"}
+"""Settings that may change when a run is resumed: train longer, on other devices, or
+with a lower learning rate or gradient clipping after a non-finite step."""
+
+
+def _check_same_run(path: str, saved: dict[str, Any], current: dict[str, Any], what: str):
+    saved, current = _jsonable(saved), _jsonable(current)
+    keys = (set(saved) | set(current)) - _RESUMABLE
+    differ = sorted(k for k in keys if saved.get(k) != current.get(k))
+    if differ:
+        detail = ", ".join(
+            f"{k}={saved.get(k)!r} in the checkpoint, {current.get(k)!r} now" for k in differ
+        )
+        raise ValueError(
+            f"cannot resume from {path}: its {what} differs ({detail}); resume with the "
+            f"settings stored in its manifest.json, or start a new run in another checkpoint "
+            "directory"
+        )
+
+
+def _quarantine(path: str) -> str:
+    """Rename a bad checkpoint ``step-N`` to ``corrupted-step-N`` (kept for inspection,
+    never read again)."""
+    folder, name = os.path.split(path)
+    target = os.path.join(folder, "corrupted-" + name)
+    i = 1
+    while os.path.exists(target):
+        i += 1
+        target = os.path.join(folder, f"corrupted-{name}.{i}")
+    os.replace(path, target)
+    return target
+
+
+def _fmt_lr_hint() -> str:
+    return (
+        "lower the learning rate (--lr, e.g. half of it) or clip the gradient "
+        "(--clip-norm 1.0; in Python optax.chain(optax.clip_by_global_norm(1.0), ...))"
+    )
 
 
 # --------------------------------------------------------------------------------------
 # The loop
 
 
-def _progress_bar(epochs: int, enabled: bool):
-    from tqdm.auto import tqdm
+class TrainResult(NamedTuple):
+    """Everything :func:`train` knows at the end (``run`` builds its summary from it)."""
 
-    return tqdm(total=epochs, desc="train", unit="epoch", disable=not enabled, leave=True)
-
-
-def _open_metrics(path):
-    if path is None:
-        return None
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    return open(path, "a", encoding="utf-8")
+    model: Network
+    history: list[dict[str, Any]]  # every epoch of the run, resumed ones included
+    compile_seconds: float  # this session
+    train_seconds: float  # training and evaluation, all sessions of the run
+    checkpoint: str | None  # the last checkpoint written or resumed from
+    resumed_from: str | None
+    devices: int
 
 
 def train(
@@ -433,6 +841,12 @@ def train(
     metrics_path: str | os.PathLike | None = None,
     progress: bool = True,
     update_every: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    keep_checkpoints: int = 3,
+    devices: int | None = None,
+    config: TrainConfig | None = None,
 ) -> tuple[Network, list[dict[str, Any]]]:
     """Train ``model`` on ``task`` with ``learner`` and ``optimizer``.
 
@@ -442,20 +856,66 @@ def train(
 
     Args:
         metrics_path: if given, a JSONL file that receives (appended, never overwritten)
-            one line per epoch, flushed as soon as it is written.
+            one line per epoch, flushed as soon as it is written.  The lines hold no
+            wall-clock time: the same seed and settings give the same file.
         progress: show a ``tqdm`` bar on stderr.
         update_every: for an online learner, apply the optimizer every this many time
             steps inside each sequence instead of once at its end (the learner state,
             traces included, carries on across the updates within a sequence).
+        checkpoint_dir: folder of the run's checkpoints (see :mod:`plastax.checkpoint`).
+            Without ``resume`` it must hold none yet.
+        checkpoint_every: save every this many optimizer steps; ``None``: at the end of
+            every epoch.  A checkpoint is also saved at the end and on SIGINT/SIGTERM.
+        resume: continue from the newest valid checkpoint in ``checkpoint_dir``.
+            ``model`` and ``optimizer`` then only give the structure that the saved
+            arrays are read into.  Every setting must equal the checkpoint's except
+            ``epochs``, ``devices`` and the optimizer's hyperparameters; the metrics
+            lines that the interrupted run wrote after its checkpoint are replaced.
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        devices: number of devices for data parallelism (``None``: all visible).
+            ``batch_size`` must be divisible by it.
+        config: the :class:`TrainConfig` the run came from, stored in the checkpoints
+            and compared on resume.
 
     Returns:
         ``(trained model, history)``; ``history`` holds one dict per epoch with keys
         ``epoch``, ``train_loss``, ``train_accuracy`` (exact, after the epoch),
-        ``step_loss`` (mean of the minibatch losses during the epoch),
-        ``test_loss``, ``test_accuracy``, ``seconds`` (wall time of the epoch, training
-        and evaluation, without compilation) and ``compile_seconds`` (compilation of
-        the jitted functions, done before the first epoch; zero in later epochs).
+        ``step_loss`` (mean of the minibatch losses during the epoch), ``test_loss``
+        and ``test_accuracy``: exactly the lines of the metrics file.
+
+    Raises:
+        ValueError: bad arguments, an unwritable or full checkpoint or metrics folder,
+            or a checkpoint that cannot be resumed (before any training).
+        NonFiniteError: a step met NaN or Inf (the message names the step, the tensor,
+            the last good checkpoint and a remedy).
+        TrainingInterrupted: SIGINT or SIGTERM arrived (after saving a checkpoint).
     """
+    result = _train(
+        model,
+        task,
+        learner,
+        optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        loss=loss,
+        metrics_path=metrics_path,
+        progress=progress,
+        update_every=update_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        keep_checkpoints=keep_checkpoints,
+        devices=devices,
+        config=config,
+    )
+    return result.model, result.history
+
+
+def _check_arguments(
+    model, task, learner, optimizer, epochs, update_every, loss, checkpoint_dir,
+    checkpoint_every, resume, keep_checkpoints, config, seed,
+) -> None:  # fmt: skip
     if not isinstance(model, Network):
         raise ValueError(f"train: expected a plastax.Network, received {type(model).__name__}")
     if not isinstance(task, _tasks.Task):
@@ -473,8 +933,11 @@ def train(
             "train: expected an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
             f"received {type(optimizer).__name__}"
         )
+    _check_loss(loss, "train")
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs <= 0:
         raise ValueError(f"train: expected epochs to be a positive integer, received {epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"train: expected seed to be a non-negative integer, received {seed!r}")
     if update_every is not None:
         if not isinstance(learner, _learners.AbstractOnlineLearner):
             raise ValueError(
@@ -496,89 +959,438 @@ def train(
             f"{task.name!r}, received n_in={model.n_in}, n_out={model.n_out}; build it with "
             "plastax.build_model(config, task.n_in, task.n_out, key)"
         )
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
+        raise ValueError(
+            f"train: expected checkpoint_dir to be a path, received {type(checkpoint_dir).__name__}"
+        )
+    if checkpoint_every is not None:
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, numbers.Integral)
+            or checkpoint_every <= 0
+        ):
+            raise ValueError(
+                "train: expected checkpoint_every to be a positive integer (optimizer steps), "
+                f"received {checkpoint_every!r}"
+            )
+        if checkpoint_dir is None:
+            raise ValueError(
+                "train: checkpoint_every expected a checkpoint_dir to save into, received none; "
+                "pass checkpoint_dir (--checkpoint-dir DIR)"
+            )
+    if not isinstance(resume, bool):
+        raise ValueError(f"train: expected resume to be True or False, received {resume!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError(
+            "train: resume expected a checkpoint_dir to resume from, received none; pass "
+            "checkpoint_dir (--checkpoint-dir DIR)"
+        )
+    if (
+        isinstance(keep_checkpoints, bool)
+        or not isinstance(keep_checkpoints, numbers.Integral)
+        or keep_checkpoints <= 0
+    ):
+        raise ValueError(
+            f"train: expected keep_checkpoints to be a positive integer, received "
+            f"{keep_checkpoints!r}"
+        )
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ValueError(
+            f"train: expected config to be a plastax.TrainConfig or None, received "
+            f"{type(config).__name__}"
+        )
+
+
+def _train(
+    model: Network,
+    task: _tasks.Task,
+    learner: AbstractLearner,
+    optimizer: optax.GradientTransformation,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    loss: AbstractLoss = cross_entropy,
+    metrics_path=None,
+    progress: bool = True,
+    update_every: int | None = None,
+    checkpoint_dir=None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    keep_checkpoints: int = 3,
+    devices: int | None = None,
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """:func:`train`, returning a :class:`TrainResult`."""
+    _check_arguments(
+        model, task, learner, optimizer, epochs, update_every, loss, checkpoint_dir,
+        checkpoint_every, resume, keep_checkpoints, config, seed,
+    )  # fmt: skip
+    epochs, seed = int(epochs), int(seed)
+    batch_size = _check_batch_size(batch_size)
+    mesh = _make_mesh(devices, batch_size)
+    n_devices = 1 if mesh is None else mesh.size
+    writer = jax.process_index() == 0  # with several hosts, one writes the files
+
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    base_key = jax.random.key(seed)
+    tree = {
+        "model": model,
+        "opt_state": opt_state,
+        "learner": learner,
+        "key": jax.random.key_data(base_key),
+    }
+
+    # ---- checkpoint directory: resume or a fresh start, then a probe of the disk
+    restored = None
+    if checkpoint_dir is not None:
+        checkpoint_dir = os.fspath(checkpoint_dir)
+        if os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+            raise ValueError(
+                f"train: the checkpoint directory {checkpoint_dir!r} is a file; choose a "
+                "folder (it is created if missing)"
+            )
+        existing = _checkpoint.list_checkpoints(checkpoint_dir)
+        if resume:
+            if not existing:
+                raise ValueError(
+                    f"train: no checkpoint in {checkpoint_dir!r} to resume from; drop resume "
+                    "(--resume) to start a new run there"
+                )
+            restored = _checkpoint.restore_latest(checkpoint_dir, tree)
+        elif existing:
+            raise ValueError(
+                f"train: the checkpoint directory {checkpoint_dir!r} already holds checkpoints "
+                f"(newest: {os.path.basename(existing[-1][1])}); pass resume=True (--resume) to "
+                "continue that run, or choose an empty directory"
+            )
+        if writer:
+            probe_writable(
+                checkpoint_dir,
+                _checkpoint.estimate_bytes(tree),
+                "the checkpoint directory",
+                "free some space or choose another checkpoint directory (--checkpoint-dir)",
+            )
+            _checkpoint.clean_temporary(checkpoint_dir)
 
     train_split, test_split = task.load(seed)
     n_train = len(train_split)
     batch_size = _check_batch_size(batch_size, n_train)
     steps = n_train // batch_size
-    eval_batch = max(batch_size, 256)
+    for name, split in (("training", train_split), ("test", test_split)):
+        if split.x.shape[1:] != (task.n_steps, task.n_in) or len(split) == 0:
+            raise ValueError(
+                f"train: expected the {name} set of task {task.name!r} to have shape "
+                f"(N >= 1, {task.n_steps}, {task.n_in}), received {split.x.shape}"
+            )
+    run_info = {
+        "task": _describe_task(task),
+        "learner": repr(learner),
+        "loss": loss.name,
+        "batch_size": batch_size,
+        "seed": seed,
+        "update_every": update_every,
+        "epochs": epochs,
+        "devices": n_devices,
+        "n_train": n_train,
+        "steps_per_epoch": steps,
+    }
+    config_dict = None if config is None else dataclasses.asdict(config)
+
+    # ---- state of the run: fresh, or from the checkpoint
+    rng = np.random.default_rng(seed)
+    history: list[dict[str, Any]] = []
+    epochs_done, step_in_epoch, epoch_losses = 0, 0, []
+    train_seconds_before = 0.0
+    last_checkpoint: tuple[str, int] | None = None
+    resumed_from = None
+    if restored is not None:
+        for bad, reason in restored.skipped:
+            moved = _quarantine(bad) if writer else bad
+            warnings.warn(
+                f"checkpoint {bad} is unusable ({reason}); resuming from the previous good "
+                f"one, {restored.path}; the bad one was moved to {moved}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        meta = restored.manifest["metadata"]
+        _check_same_run(restored.path, meta["run"], run_info, "training setup")
+        if config_dict is not None and meta.get("config") is not None:
+            _check_same_run(restored.path, meta["config"], config_dict, "configuration")
+        position = meta["position"]
+        epochs_done, step_in_epoch = position["epochs_done"], position["step_in_epoch"]
+        if epochs_done > epochs:
+            raise ValueError(
+                f"train: the checkpoint {restored.path} has completed {epochs_done} epochs, "
+                f"more than epochs={epochs}; pass epochs >= {epochs_done}"
+            )
+        if meta["run"]["devices"] != n_devices:
+            warnings.warn(
+                f"resuming on {n_devices} device(s) a run checkpointed on "
+                f"{meta['run']['devices']}: results differ from an uninterrupted run by "
+                "floating-point rounding",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        model = restored.tree["model"]
+        opt_state = restored.tree["opt_state"]
+        learner = restored.tree["learner"]
+        base_key = jax.random.wrap_key_data(restored.tree["key"])
+        rng.bit_generator.state = meta["rng_epoch_start"]
+        history = list(meta["history"])
+        epoch_losses = [np.asarray(v, model.dtype) for v in meta["epoch_step_losses"]]
+        train_seconds_before = float(meta["timing"]["train_seconds"])
+        last_checkpoint = (restored.path, restored.manifest["step"])
+        resumed_from = restored.path
+        if writer:
+            _rewind_metrics(metrics_path, meta["metrics"], epochs_done)
 
     dtype = model.dtype
     x_train, y_train = jnp.asarray(train_split.x, dtype), jnp.asarray(train_split.y)
     x_test, y_test = jnp.asarray(test_split.x, dtype), jnp.asarray(test_split.y)
     mask = check_mask(task.loss_mask(), task.n_steps, dtype)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    rng = np.random.default_rng(seed)
-    base_key = jax.random.key(seed)
-    train_eval = _eval_indices(n_train, min(eval_batch, n_train))
-    test_eval = _eval_indices(len(test_split), min(eval_batch, len(test_split)))
+    eval_batch = max(batch_size, 256)
 
-    metrics = _open_metrics(metrics_path)  # fail early on a bad path
+    def eval_indices(n):
+        size = -(-min(eval_batch, n) // n_devices) * n_devices
+        return _eval_indices(n, size)
+
+    train_eval = eval_indices(n_train)
+    test_eval = eval_indices(len(test_split))
+    model, opt_state, x_train, y_train, x_test, y_test, mask, base_key = _put(
+        (model, opt_state, x_train, y_train, x_test, y_test, mask, base_key), mesh
+    )
+    train_eval, test_eval = _put((train_eval, test_eval), mesh)
+    names = _flag_names(model)
+
+    metrics = _open_metrics(metrics_path) if writer else None  # fail early on a bad path
     bar = None
-    history: list[dict[str, Any]] = []
+    compile_seconds = 0.0
+    t_session = 0.0
     try:
         # Compile everything ahead of time so that compilation is timed apart and no
         # step can trigger a second compilation.
         t0 = time.perf_counter()
-        idx0 = np.zeros(batch_size, np.int32)
+        idx0 = _put(np.zeros(batch_size, np.int32), mesh)
+        step0 = _put(np.zeros((), np.int32), mesh)
         step_fn = (
             _train_step
             if update_every is None
-            else functools.partial(_online_train_step, update_every=int(update_every))
-        )
-        step = (
-            eqx.filter_jit(step_fn)
-            .lower(
-                model, opt_state, x_train, y_train, idx0, mask, base_key, learner, optimizer, loss
+            else eqx.filter_jit(
+                functools.partial(_online_train_step_impl, update_every=int(update_every))
             )
-            .compile()
         )
-        eval_train = _eval_split.lower(model, x_train, y_train, *train_eval, mask, loss).compile()
-        eval_test = _eval_split.lower(model, x_test, y_test, *test_eval, mask, loss).compile()
+        step = step_fn.lower(
+            model, opt_state, x_train, y_train, idx0, mask, base_key, step0,
+            learner, optimizer, loss, mesh,
+        ).compile()  # fmt: skip
+        eval_train = _eval_split.lower(
+            model, x_train, y_train, *train_eval, mask, loss, mesh
+        ).compile()
+        eval_test = _eval_split.lower(model, x_test, y_test, *test_eval, mask, loss, mesh).compile()
         compile_seconds = time.perf_counter() - t0
 
-        bar = _progress_bar(int(epochs), progress)
-        for epoch in range(1, int(epochs) + 1):
-            t_epoch = time.perf_counter()
-            perm = rng.permutation(n_train).astype(np.int32)
-            losses = []
-            for s in range(steps):
-                idx = perm[s * batch_size : (s + 1) * batch_size]
-                key = jax.random.fold_in(base_key, (epoch - 1) * steps + s)
-                model, opt_state, value = step(
-                    model, opt_state, x_train, y_train, idx, mask, key, learner, optimizer, loss
-                )
-                losses.append(value)
-            step_loss = float(jnp.mean(jnp.stack(losses)))
-            tr_loss, tr_correct = eval_train(model, x_train, y_train, *train_eval, mask, loss)
-            te_loss, te_correct = eval_test(model, x_test, y_test, *test_eval, mask, loss)
-            record = {
-                "epoch": epoch,
-                "train_loss": float(tr_loss) / n_train,
-                "train_accuracy": int(tr_correct) / n_train,
-                "step_loss": step_loss,
-                "test_loss": float(te_loss) / len(test_split),
-                "test_accuracy": int(te_correct) / len(test_split),
-                "seconds": time.perf_counter() - t_epoch,
-                "compile_seconds": compile_seconds if epoch == 1 else 0.0,
+        def save(epochs_done_: int, step_in_epoch_: int, rng_state, losses) -> str | None:
+            nonlocal last_checkpoint
+            if checkpoint_dir is None:
+                return None
+            global_step = epochs_done_ * steps + step_in_epoch_
+            if last_checkpoint is not None and last_checkpoint[1] == global_step:
+                return last_checkpoint[0]
+            meta = {
+                "position": {
+                    "epochs_done": epochs_done_,
+                    "step_in_epoch": step_in_epoch_,
+                    "global_step": global_step,
+                    "steps_per_epoch": steps,
+                },
+                "rng_epoch_start": rng_state,
+                "epoch_step_losses": [float(v) for v in losses],
+                "history": history,
+                "metrics": {
+                    "path": None if metrics is None else os.path.realpath(metrics.name),
+                    "offset": None if metrics is None else metrics.tell(),
+                },
+                "run": run_info,
+                "config": config_dict,
+                "timing": {"train_seconds": train_seconds_before + t_session},
+                "versions": {"jax": jax.__version__, "numpy": np.__version__},
             }
-            history.append(record)
-            if metrics is not None:
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-            bar.set_postfix(
-                loss=f"{record['train_loss']:.3f}",
-                train_acc=f"{record['train_accuracy']:.3f}",
-                test_acc=f"{record['test_accuracy']:.3f}",
-                refresh=False,
-            )
-            bar.update(1)
+            state = {
+                "model": model,
+                "opt_state": opt_state,
+                "learner": learner,
+                "key": jax.random.key_data(base_key),
+            }
+            if writer:
+                try:
+                    path = _checkpoint.save(
+                        checkpoint_dir, global_step, state, meta, keep=keep_checkpoints
+                    )
+                except OSError as e:
+                    previous = "none" if last_checkpoint is None else last_checkpoint[0]
+                    raise OSError(
+                        e.errno,
+                        f"could not write the checkpoint of step {global_step} to "
+                        f"{checkpoint_dir!r}: {e.strerror}; the last good checkpoint is "
+                        f"{previous}; free some space and continue with --resume",
+                    ) from None
+            else:
+                path = os.path.join(checkpoint_dir, _checkpoint.step_name(global_step))
+            last_checkpoint = (path, global_step)
+            return path
+
+        def check(pending) -> None:
+            """Raise if the step ``pending`` was not finite; else keep its loss."""
+            g, epoch, s, idx, value, flags = pending
+            flags = np.asarray(flags)
+            if not flags.all():
+                raise _non_finite(
+                    names[int(np.argmin(flags))], epoch, s, steps, g, idx, train_split,
+                    last_checkpoint, checkpoint_dir,
+                )  # fmt: skip
+            epoch_losses.append(np.asarray(value))
+
+        with _Signals() as signals:
+            bar = _progress_bar(epochs, epochs_done, progress and writer)
+            for epoch in range(epochs_done + 1, epochs + 1):
+                t_epoch = time.perf_counter()
+                first = epoch == epochs_done + 1
+                if not first:
+                    epoch_losses = []
+                start = step_in_epoch if first else 0
+                rng_state = copy.deepcopy(rng.bit_generator.state)
+                perm = rng.permutation(n_train).astype(np.int32)
+                pending = None
+                for s in range(start, steps):
+                    g = (epoch - 1) * steps + s
+                    idx = perm[s * batch_size : (s + 1) * batch_size]
+                    model, opt_state, value, flags = step(
+                        model, opt_state, x_train, y_train, _put(idx, mesh), mask, base_key,
+                        _put(np.asarray(g, np.int32), mesh), learner, optimizer, loss, mesh,
+                    )  # fmt: skip
+                    if pending is not None:
+                        check(pending)
+                    pending = (g, epoch, s, idx, value, flags)
+                    periodic = (
+                        checkpoint_every is not None
+                        and (g + 1) % checkpoint_every == 0
+                        and s + 1 < steps  # at the end of an epoch: saved after evaluation
+                    )
+                    if signals.signum is not None or (periodic and checkpoint_dir is not None):
+                        check(pending)
+                        pending = None
+                        t_session += time.perf_counter() - t_epoch
+                        t_epoch = time.perf_counter()
+                        path = save(epoch - 1, s + 1, rng_state, epoch_losses)
+                        if signals.signum is not None:
+                            raise _interrupted(signals.signum, epoch, s + 1, steps, g + 1, path)
+                if pending is not None:
+                    check(pending)
+                step_loss = float(np.mean(np.stack(epoch_losses)))
+                tr_loss, tr_correct = eval_train(
+                    model, x_train, y_train, *train_eval, mask, loss, mesh
+                )
+                te_loss, te_correct = eval_test(model, x_test, y_test, *test_eval, mask, loss, mesh)
+                record = {
+                    "epoch": epoch,
+                    "train_loss": float(tr_loss) / n_train,
+                    "train_accuracy": int(tr_correct) / n_train,
+                    "step_loss": step_loss,
+                    "test_loss": float(te_loss) / len(test_split),
+                    "test_accuracy": int(te_correct) / len(test_split),
+                }
+                history.append(record)
+                if metrics is not None:
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                t_session += time.perf_counter() - t_epoch
+                g_end = epoch * steps
+                if (
+                    epoch == epochs
+                    or checkpoint_every is None
+                    or g_end % checkpoint_every == 0
+                    or signals.signum is not None
+                ):
+                    path = save(epoch, 0, copy.deepcopy(rng.bit_generator.state), [])
+                bar.set_postfix(
+                    loss=f"{record['train_loss']:.3f}",
+                    train_acc=f"{record['train_accuracy']:.3f}",
+                    test_acc=f"{record['test_accuracy']:.3f}",
+                    refresh=False,
+                )
+                bar.update(1)
+                if signals.signum is not None and epoch < epochs:
+                    raise _interrupted(signals.signum, epoch + 1, 0, steps, g_end, path)
     finally:
         if bar is not None:
             bar.close()
         if metrics is not None:
             metrics.close()
-    return model, history
+    if checkpoint_dir is not None and epochs_done == epochs and last_checkpoint is None:
+        last_checkpoint = (resumed_from, -1)  # pragma: no cover - resumed_from is set
+    return TrainResult(
+        model=model,
+        history=history,
+        compile_seconds=compile_seconds,
+        train_seconds=train_seconds_before + t_session,
+        checkpoint=None if last_checkpoint is None else last_checkpoint[0],
+        resumed_from=resumed_from,
+        devices=n_devices,
+    )
+
+
+def _interrupted(signum, epoch, step, steps, global_step, path) -> TrainingInterrupted:
+    name = signal.Signals(signum).name
+    where = f"epoch {epoch}, after step {step} of {steps} (global step {global_step})"
+    if path is None:
+        saved = (
+            "no checkpoint was saved because there is no checkpoint directory; pass "
+            "checkpoint_dir (--checkpoint-dir DIR) to make a run resumable"
+        )
+    else:
+        saved = f"checkpoint saved to {path}"
+    return TrainingInterrupted(
+        f"interrupted by {name} in {where}; {saved}",
+        signum=signum,
+        epoch=epoch,
+        step=step,
+        global_step=global_step,
+        checkpoint=path,
+    )
+
+
+def _non_finite(
+    tensor, epoch, s, steps, g, idx, train_split, last_checkpoint, checkpoint_dir
+) -> NonFiniteError:
+    where = f"epoch {epoch}, step {s + 1} of {steps} (global step {g + 1})"
+    if tensor == "inputs":
+        x = train_split.x[np.asarray(idx)]
+        bad = np.asarray(idx)[~np.isfinite(x).reshape(len(x), -1).all(axis=1)]
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        remedy = (
+            f"training samples {shown} of the batch hold NaN or Inf; clean the data (each "
+            "batch is checked as it is used)"
+        )
+    else:
+        remedy = f"the step was not applied; {_fmt_lr_hint()}"
+    if last_checkpoint is not None:
+        ckpt = (
+            f"the last good checkpoint is {last_checkpoint[0]} (global step "
+            f"{last_checkpoint[1]}); continue from it with --resume (resume=True) after the fix"
+        )
+    elif checkpoint_dir is not None:
+        ckpt = f"no checkpoint had been written yet to {checkpoint_dir}"
+    else:
+        ckpt = "no checkpoint was kept (pass --checkpoint-dir DIR to keep them)"
+    return NonFiniteError(
+        f"non-finite value (NaN or Inf) in {tensor} at {where}; {remedy}; {ckpt}",
+        epoch=epoch,
+        step=s + 1,
+        global_step=g + 1,
+        tensor=tensor,
+        checkpoint=None if last_checkpoint is None else last_checkpoint[0],
+    )
 
 
 def run(
@@ -586,34 +1398,45 @@ def run(
     *,
     metrics_path: str | os.PathLike | None = None,
     progress: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Build the task, model, learner and ``optax.adam(config.lr)`` described by
-    ``config``, train, and return a JSON-able summary.
+    """Build the task, model, learner and optimizer (:func:`make_optimizer`) described
+    by ``config``, train, and return a JSON-able summary.
 
     The summary holds the final ``test_accuracy``, ``train_accuracy``, ``test_loss``,
     ``train_loss``, ``train_seconds`` (training and evaluation wall time without
-    compilation), ``compile_seconds``, the main settings, ``n_params``, the task's
-    parameters (``task_params``), the JAX backend and the full ``config``.
+    compilation, summed over the sessions of a resumed run), ``compile_seconds`` (this
+    session), the main settings, ``n_params``, the task's parameters
+    (``task_params``), the JAX backend, ``devices``, ``checkpoint`` (the last one),
+    ``resumed_from`` and the full ``config``.  ``checkpoint_dir``,
+    ``checkpoint_every`` and ``resume`` are passed to :func:`train`.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"run: expected a plastax.TrainConfig, received {type(config).__name__}")
     task = _tasks.make_task(config.task)
     learner = _make_learner(config.learner, config.window, config.k)
     model = build_model(config, task.n_in, task.n_out, jax.random.key(config.seed))
-    model, history = train(
+    result = _train(
         model,
         task,
         learner,
-        optax.adam(config.lr),
+        make_optimizer(config),
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
         metrics_path=metrics_path,
         progress=progress,
         update_every=config.update_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        devices=config.devices,
+        config=config,
     )
-    last = history[-1]
-    params = eqx.filter(model, eqx.is_inexact_array)
+    last = result.history[-1]
+    params = eqx.filter(result.model, eqx.is_inexact_array)
     return {
         "task": config.task,
         "learner": config.learner,
@@ -627,11 +1450,14 @@ def run(
         "train_accuracy": last["train_accuracy"],
         "test_loss": last["test_loss"],
         "train_loss": last["train_loss"],
-        "train_seconds": sum(h["seconds"] for h in history),
-        "compile_seconds": sum(h["compile_seconds"] for h in history),
+        "train_seconds": result.train_seconds,
+        "compile_seconds": result.compile_seconds,
         "n_params": int(sum(x.size for x in jax.tree.leaves(params))),
         "backend": jax.default_backend(),
+        "devices": result.devices,
         "metrics_path": None if metrics_path is None else os.fspath(metrics_path),
+        "checkpoint": result.checkpoint,
+        "resumed_from": result.resumed_from,
         "task_params": task.describe(),
         "config": dataclasses.asdict(config),
     }

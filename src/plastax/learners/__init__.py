@@ -44,7 +44,8 @@ def make_learner(name: str, **options) -> AbstractLearner:
     """Build a learner by name with the options it takes (others are ignored).
 
     ``window`` for ``tbptt``; ``k`` for ``sltt`` and ``sparse_rtrl`` (with
-    ``selection``); ``factorise`` for ``eprop``; ``max_bytes`` for ``rtrl``.  Options set to ``None`` are left at their defaults.
+    ``selection``); ``factorise`` for ``eprop``; ``max_bytes`` for ``rtrl``.
+    Options set to ``None`` are left at their defaults.
 
         >>> make_learner("tbptt", window=10)
         TBPTT(window=10)
