@@ -83,32 +83,55 @@ def constant_blocks(neuron, dtype):
 # (u = z_{t-1}), bias (u = 1).
 
 
+def _local_matmul(J, e):
+    """Per-neuron ``J[b, n] @ e[b, n]`` over the state axis (axis 2 of both), unrolled
+    over the small ``d``: element-wise products that XLA fuses into one pass, where an
+    einsum would lower to ``B n`` tiny matrix products."""
+    d = J.shape[-1]
+    extra = (None,) * (e.ndim - 3)
+    return sum(J[:, :, :, i][(...,) + extra] * e[:, :, None, i] for i in range(d))
+
+
+def _project(psi, e):
+    """``sum_d psi[b, n, d] e[b, n, d, ...]``, unrolled over ``d`` (no reduction op)."""
+    extra = (None,) * (e.ndim - 3)
+    return sum(psi[:, :, i][(...,) + extra] * e[:, :, i] for i in range(psi.shape[-1]))
+
+
 def group_step(mode, e, J, D, u, psi, lam, f, kappa):
     """Advance the trace ``e`` of one weight group and return ``(e, f, grad (q, n, m))``.
 
     mode "full":       e_t = J e_{t-1} + D u          e (B, n, d, m, q)
     mode "factorised": e_t = J0 e_{t-1} + D0 u        e (B, d, m, q), J0 (d, d), D0 (d, m)
     mode "none":       e_t = D u (no temporal route)  nothing carried
+
+    The gradient contraction over the batch is one matrix product per step; the
+    per-neuron d x d products are unrolled element-wise operations.
     """
     if mode == "full":
-        e = jnp.einsum("bnde,bnemq->bndmq", J, e) + D[..., None] * u[:, None, None, None, :]
-        dz_spec, grad_spec, operands = "bnd,bndmq->bnmq", "bn,bnd,bndmq->qnm", (psi, e)
+        e = _local_matmul(J, e) + D[..., None] * u[:, None, None, None, :]
+        if f is None:  # sum_{b,d} (lam psi)[b, n, d] e[b, n, d, m, q]
+            return e, f, jnp.einsum("bnd,bndmq->qnm", lam[..., None] * psi, e)
+        dz = _project(psi, e)  # (B, n, m, q)
     elif mode == "factorised":
         e = jnp.einsum("de,bemq->bdmq", J, e) + D[None, :, :, None] * u[:, None, None, :]
-        dz_spec, grad_spec, operands = "bnd,bdmq->bnmq", "bn,bnd,bdmq->qnm", (psi, e)
+        if f is None:  # one (n, B d) x (B d, m q) product
+            return e, f, jnp.einsum("bnd,bdmq->qnm", lam[..., None] * psi, e)
+        dz = jnp.einsum("bnd,bdmq->bnmq", psi, e)
     else:
         e = None
-        dz_spec, grad_spec, operands = "bnd,bndm,bq->bnmq", "bn,bnd,bndm,bq->qnm", (psi, D, u)
-    if f is not None:
-        f = kappa * f + jnp.einsum(dz_spec, *operands)
-        return e, f, jnp.einsum("bn,bnmq->qnm", lam, f)
-    return e, f, jnp.einsum(grad_spec, lam, *operands)
+        a = _project(psi, D)  # (B, n, m): dz/dI
+        if f is None:
+            return e, f, jnp.einsum("bnm,bq->qnm", lam[..., None] * a, u)
+        dz = a[..., None] * u[:, None, None, :]
+    f = kappa * f + dz
+    return e, f, jnp.einsum("bn,bnmq->qnm", lam, f)
 
 
 def phi_step(e_phi, J, P, psi, dz_direct, lam, f, kappa, temporal=True):
     """Trace of the per-neuron parameters: ``e_t = J e_{t-1} + P`` (or ``P``)."""
-    e_phi = jnp.einsum("bnde,bnek->bndk", J, e_phi) + P if temporal else P
-    dz = jnp.einsum("bnd,bndk->bnk", psi, e_phi) + dz_direct
+    e_phi = _local_matmul(J, e_phi) + P if temporal else P
+    dz = _project(psi, e_phi) + dz_direct
     if f is not None:
         f = kappa * f + dz
         dz = f
