@@ -33,7 +33,7 @@ READOUTS = {
 
 def _data(T=40, B=3, n_in=6, seed=1):
     k1, k2 = jax.random.split(jax.random.key(seed))
-    x = (jax.random.uniform(k1, (T, B, n_in)) < 0.3).astype(jnp.float64)
+    x = (jax.random.uniform(k1, (T, B, n_in)) < 0.3).astype(float)
     t = jax.random.randint(k2, (T, B), 0, 3)
     mask = jnp.zeros(T).at[T // 4 :].set(1.0)
     return x, t, mask

@@ -27,6 +27,7 @@ __all__ = [
     "max_over_time_cross_entropy",
     "check_mask",
     "sequence_loss",
+    "mask_norm",
 ]
 
 
@@ -108,9 +109,15 @@ def check_mask(mask, n_steps: int, dtype):
     return mask.astype(dtype)
 
 
+def mask_norm(mask):
+    """``sum_t mask_t``, or 1 for an all-zero mask (whose loss is then 0)."""
+    total = jnp.sum(mask)
+    return jnp.where(total > 0, total, jnp.ones_like(total))
+
+
 def sequence_loss(loss: AbstractLoss, ys, targets, mask):
     """The scalar loss of an output sequence ``ys`` (T, B, n_out)."""
     if not loss.splits_over_time:
         return loss(ys, targets, mask)
     per_step = jax.vmap(loss)(ys, targets)  # (T, B)
-    return jnp.sum(mask * jnp.mean(per_step, axis=1)) / jnp.maximum(jnp.sum(mask), 1.0)
+    return jnp.sum(mask * jnp.mean(per_step, axis=1)) / mask_norm(mask)

@@ -47,6 +47,16 @@ def _check_size(owner: str, name: str, value) -> int:
     return int(value)
 
 
+def _check_shape(name: str, value, shape: tuple) -> None:
+    got = getattr(value, "shape", None)
+    if got != shape:
+        raise ValueError(
+            f"{name}: expected an array of shape {shape}, received "
+            f"{got if got is not None else type(value).__name__}; leave the weights unset "
+            "to initialise them, or pass arrays of the expected shapes"
+        )
+
+
 class Layer(eqx.Module):
     """A layer of ``n`` identical neurons, recurrent or feed-forward.
 
@@ -56,7 +66,9 @@ class Layer(eqx.Module):
 
     Initialisation: normal with standard deviation ``gain / sqrt(fan_in)`` for
     ``w_in`` and ``w_rec`` (``fan_in`` = presynaptic units), zero bias, and for spiking
-    models no self-connections.  ``input_gain`` / ``recurrent_gain`` default to the
+    models no self-connections (``self_connections=None``: none for spiking models,
+    present for rate units; the mask holds during training too).
+    ``input_gain`` / ``recurrent_gain`` default to the
     neuron's needs (1.0 for rate units, larger for spiking units whose threshold must be
     reached).
     """
@@ -66,6 +78,7 @@ class Layer(eqx.Module):
     recurrent: bool = eqx.field(static=True)
     input_gain: float | None = eqx.field(static=True)
     recurrent_gain: float | None = eqx.field(static=True)
+    self_connections: bool | None = eqx.field(static=True)
     w_in: Array | None
     w_rec: Array | None
     bias: Array | None
@@ -78,6 +91,7 @@ class Layer(eqx.Module):
         *,
         input_gain: float | None = None,
         recurrent_gain: float | None = None,
+        self_connections: bool | None = None,
         w_in=None,
         w_rec=None,
         bias=None,
@@ -92,6 +106,7 @@ class Layer(eqx.Module):
         self.recurrent = bool(recurrent)
         self.input_gain = input_gain
         self.recurrent_gain = recurrent_gain
+        self.self_connections = self_connections
         self.w_in, self.w_rec, self.bias = w_in, w_rec, bias
         for name, leaf in per_neuron_params_items(neuron):
             if leaf.shape not in ((), (self.n,)):
@@ -112,12 +127,26 @@ class Layer(eqx.Module):
     def is_built(self) -> bool:
         return self.w_in is not None
 
+    @property
+    def has_self_connections(self) -> bool:
+        if self.self_connections is not None:
+            return bool(self.self_connections)
+        return not _is_spiking(self.neuron)
+
     def masks(self, dtype) -> tuple[Array, Array | None]:
-        """0/1 masks ``(m,)`` of the currents each presynaptic population may drive."""
+        """0/1 masks of the weights that exist: ``(m,)`` for ``w_in`` (the currents the
+        input may drive) and ``(n, n, m)`` for ``w_rec`` (currents the recurrent input
+        may drive, and no self-connections unless the layer has them).  Applied in the
+        forward pass and to every learner's gradient, so a masked weight stays zero."""
         src = self.neuron.current_sources
         m_in = jnp.asarray([s in ("both", "input") for s in src], dtype)
+        if not self.recurrent:
+            return m_in, None
         m_rec = jnp.asarray([s in ("both", "recurrent") for s in src], dtype)
-        return m_in, (m_rec if self.recurrent else None)
+        m_rec = jnp.broadcast_to(m_rec, (self.n, self.n, len(src)))
+        if not self.has_self_connections:
+            m_rec = m_rec * (1.0 - jnp.eye(self.n, dtype=dtype))[:, :, None]
+        return m_in, m_rec
 
     def build(self, n_in: int, key: PRNGKeyArray, dtype=None) -> Layer:
         dtype = dtype or jnp.result_type(float)
@@ -132,8 +161,6 @@ class Layer(eqx.Module):
         w_rec = None
         if self.recurrent:
             w_rec = grec / math.sqrt(self.n) * jax.random.normal(k_rec, (self.n, self.n, m), dtype)
-            if spiking:
-                w_rec = w_rec * (1.0 - jnp.eye(self.n, dtype=dtype))[:, :, None]
             w_rec = w_rec * m_rec
         bias = jnp.zeros((self.n, m), dtype)
         neuron = jax.tree.map(
@@ -148,10 +175,22 @@ class Layer(eqx.Module):
             self.recurrent,
             input_gain=self.input_gain,
             recurrent_gain=self.recurrent_gain,
+            self_connections=self.self_connections,
             w_in=w_in,
             w_rec=w_rec,
             bias=bias,
         )
+
+    def check_weights(self, n_in: int, index: int = 0) -> None:
+        """Shapes of weights given by hand; a clear error instead of one from einsum."""
+        m, where = self.n_currents, f"layer {index}"
+        _check_shape(f"{where} w_in", self.w_in, (n_in, self.n, m))
+        _check_shape(f"{where} bias", self.bias, (self.n, m))
+        if self.recurrent:
+            _check_shape(f"{where} w_rec", self.w_rec, (self.n, self.n, m))
+        elif self.w_rec is not None:
+            raise ValueError(f"{where}: expected no w_rec for a feed-forward layer, received "
+                             "one; pass recurrent=True to use it")
 
     def currents(self, x: Array, z_prev: Array) -> Array:
         """(B, p), (B, n) -> (B, n, m)."""
@@ -321,10 +360,19 @@ class Network(eqx.Module):
                 raise ValueError(
                     f"Network: expected plastax.Layer objects, received {type(layer).__name__}"
                 )
-            built.append(layer if layer.is_built else layer.build(p, k, dtype))
+            if layer.is_built:
+                layer.check_weights(p, len(built))
+                built.append(layer)
+            else:
+                built.append(layer.build(p, k, dtype))
             p = layer.n
         self.layers = tuple(built)
-        self.readout = readout if readout.weight is not None else readout.build(p, keys[-1], dtype)
+        if readout.weight is not None:
+            _check_shape("readout weight", readout.weight, (p, readout.n_out))
+            _check_shape("readout bias", readout.bias, (readout.n_out,))
+            self.readout = readout
+        else:
+            self.readout = readout.build(p, keys[-1], dtype)
 
     @property
     def n_out(self) -> int:

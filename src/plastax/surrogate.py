@@ -37,8 +37,9 @@ __all__ = ["AbstractSurrogate", "FastSigmoid", "Arctan", "Triangle", "Sigmoid", 
 
 
 def heaviside(x):
-    """The spike non-linearity ``1[x > 0]`` in the dtype of ``x``."""
-    return (x > 0).astype(jnp.result_type(x))
+    """The spike non-linearity ``1[x > 0]`` in the (floating) dtype of ``x``."""
+    x = jnp.asarray(x)
+    return (x > 0).astype(jnp.result_type(x, float))
 
 
 def _make_spike_fn(pseudo_derivative):
@@ -60,8 +61,8 @@ _triangle = _make_spike_fn(lambda x, s: s * jnp.maximum(0.0, 1.0 - s * jnp.abs(x
 
 
 def _sigmoid_derivative(x, s):
-    sig = jax.nn.sigmoid(s * x)
-    return s * sig * (1.0 - sig)
+    # sig(sx) sig(-sx) == sig(sx)(1 - sig(sx)) without the cancellation for large sx
+    return s * jax.nn.sigmoid(s * x) * jax.nn.sigmoid(-s * x)
 
 
 _sigmoid = _make_spike_fn(_sigmoid_derivative)
@@ -87,7 +88,7 @@ class AbstractSurrogate(eqx.Module):
 class FastSigmoid(AbstractSurrogate):
     """SuperSpike surrogate: ``dH/dx = 1 / (1 + slope |x|)^2``."""
 
-    slope: float = 10.0
+    slope: float = eqx.field(static=True, default=10.0)
 
     def __call__(self, x):
         return _fast_sigmoid(x, float(self.slope))
@@ -96,7 +97,7 @@ class FastSigmoid(AbstractSurrogate):
 class Arctan(AbstractSurrogate):
     """Arctan surrogate: ``dH/dx = slope / (1 + (pi slope x)^2)`` (integrates to 1)."""
 
-    slope: float = 1.0
+    slope: float = eqx.field(static=True, default=1.0)
 
     def __call__(self, x):
         return _arctan(x, float(self.slope))
@@ -105,7 +106,7 @@ class Arctan(AbstractSurrogate):
 class Triangle(AbstractSurrogate):
     """Piecewise-linear surrogate: ``dH/dx = slope max(0, 1 - slope |x|)`` (integrates to 1)."""
 
-    slope: float = 1.0
+    slope: float = eqx.field(static=True, default=1.0)
 
     def __call__(self, x):
         return _triangle(x, float(self.slope))
@@ -114,7 +115,7 @@ class Triangle(AbstractSurrogate):
 class Sigmoid(AbstractSurrogate):
     """Logistic surrogate: ``dH/dx = slope sig(slope x)(1 - sig(slope x))`` (integrates to 1)."""
 
-    slope: float = 5.0
+    slope: float = eqx.field(static=True, default=5.0)
 
     def __call__(self, x):
         return _sigmoid(x, float(self.slope))

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
-from ..losses import AbstractLoss, check_mask, cross_entropy
+from ..losses import AbstractLoss, check_mask, cross_entropy, mask_norm
 from ..network import Network, NetworkState, check_inputs
 from ..neurons.base import (
     LocalBlocks,
@@ -290,7 +290,7 @@ class AbstractOnlineLearner(AbstractLearner):
     ):
         inputs, targets, mask = prepare(model, inputs, targets, mask, loss)
         self._require_per_step(loss)
-        weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
+        weights = mask / mask_norm(mask)
         state = self.init(model, inputs.shape[1], key=key, mask=mask)
 
         def body(st, xs):

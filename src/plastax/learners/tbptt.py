@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..losses import AbstractLoss, cross_entropy
+from ..losses import AbstractLoss, cross_entropy, mask_norm
 from .base import AbstractLearner, prepare
 
 __all__ = ["TBPTT"]
@@ -46,7 +46,7 @@ class TBPTT(AbstractLearner):
         w = min(self.window, T)
         n_win = -(-T // w)
         pad = n_win * w - T
-        norm = jnp.maximum(jnp.sum(mask), 1.0)
+        norm = mask_norm(mask)
 
         def padded(a):
             a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
