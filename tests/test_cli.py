@@ -30,6 +30,15 @@ TRAIN_OPTIONS = [
     "--seed",
     "--metrics",
     "--no-progress",
+    "--clip-norm",
+    "--devices",
+    "--checkpoint-dir",
+    "--checkpoint-every",
+    "--resume",
+    "--distributed",
+    "--coordinator-address",
+    "--num-processes",
+    "--process-id",
 ]
 
 SUMMARY_KEYS = {

@@ -46,12 +46,13 @@ def test_update_every_whole_sequence_equals_one_update():
         idx,
         mask,
         key,
+        0,  # step of the run (selects the learner's key)
         EProp(),
         opt,
         plastax.losses.cross_entropy,
     )
-    m1, _, l1 = eqx.filter_jit(_train_step)(*args)
-    m2, _, l2 = eqx.filter_jit(_online_train_step)(*args, update_every=12)
+    m1, _, l1, _ = eqx.filter_jit(_train_step)(*args)
+    m2, _, l2, _ = eqx.filter_jit(_online_train_step)(*args, update_every=12)
     assert jnp.allclose(l1, l2, rtol=1e-5)
     for a, b in zip(
         jax.tree.leaves(eqx.filter(m1, eqx.is_array)),
@@ -73,12 +74,13 @@ def test_update_every_applies_several_updates():
         idx,
         mask,
         jax.random.key(0),
+        0,
         EProp(),
         opt,
         plastax.losses.cross_entropy,
     )
-    m_once, _, _ = eqx.filter_jit(_train_step)(*args)
-    m_online, _, loss = eqx.filter_jit(_online_train_step)(*args, update_every=3)
+    m_once, _, _, _ = eqx.filter_jit(_train_step)(*args)
+    m_online, _, loss, _ = eqx.filter_jit(_online_train_step)(*args, update_every=3)
     assert np.isfinite(float(loss))
     diff = jnp.max(jnp.abs(m_once.readout.weight - m_online.readout.weight))
     assert diff > 1e-6  # four updates within the sequence differ from one at its end

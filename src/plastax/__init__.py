@@ -1,12 +1,25 @@
 """plastax: online, memory-efficient gradient rules for recurrent and spiking networks."""
 
-from . import bench, learners, losses, neurons, surrogate, tasks
+from . import bench, checkpoint, learners, losses, neurons, surrogate, tasks
 from .network import Layer, LeakyReadout, LinearReadout, Network, NetworkState
-from .train import TrainConfig, build_model, evaluate, run, train
+from .train import (
+    NonFiniteError,
+    TrainConfig,
+    TrainingInterrupted,
+    build_model,
+    evaluate,
+    make_optimizer,
+    run,
+    train,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NonFiniteError",
+    "TrainingInterrupted",
+    "make_optimizer",
+    "checkpoint",
     "TrainConfig",
     "build_model",
     "evaluate",

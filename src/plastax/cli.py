@@ -51,7 +51,10 @@ def add_train(subparsers) -> argparse.ArgumentParser:
             "Train a network on a synthetic task, evaluate it exactly on the training and "
             "test sets after every epoch, write one JSON line per epoch to the metrics "
             "file and print a one-line JSON summary as the last line on stdout.  The "
-            "progress bar goes to stderr."
+            "progress bar goes to stderr.  With --checkpoint-dir, checkpoints are saved "
+            "periodically, at the end and on SIGINT/SIGTERM (exit code 130/143), and "
+            "--resume continues bit-identically.  A NaN or Inf in a step stops training "
+            "with exit code 3."
         ),
     )
     _option(
@@ -110,8 +113,9 @@ def add_train(subparsers) -> argparse.ArgumentParser:
     _option(
         p,
         "--k",
-        "sltt only: number of sampled time steps per sequence that contribute to the "
-        "gradient (SLTT-K); unset: every step",
+        "sltt: number of sampled time steps per sequence that contribute to the "
+        "gradient (SLTT-K; unset: every step); sparse_rtrl: recurrent paths kept per "
+        "neuron (required)",
         type=int,
         default=d["k"],
     )
@@ -120,29 +124,112 @@ def add_train(subparsers) -> argparse.ArgumentParser:
     _option(p, "--lr", "learning rate of Adam", type=float, default=d["lr"])
     _option(
         p,
+        "--clip-norm",
+        "clip the gradient to this global norm before Adam (a remedy for a loss that "
+        "blows up); unset: no clipping",
+        type=float,
+        default=d["clip_norm"],
+        metavar="C",
+    )
+    _option(
+        p,
         "--seed",
         "seed of the task data, the initial weights and the shuffling",
         type=int,
         default=d["seed"],
     )
+    _option(
+        p,
+        "--devices",
+        "number of devices for data-parallel training: the batch is sharded over them "
+        "(--batch-size must be divisible by N); unset: every visible device",
+        type=int,
+        default=d["devices"],
+        metavar="N",
+    )
     p.add_argument(
         "--metrics",
         metavar="PATH",
         default=None,
-        help="JSONL file to which one line per epoch is appended "
+        help="JSONL file to which one line per epoch is appended; it holds no wall-clock "
+        "time, so the same seed and options give the same file "
         "(default: runs/<task>-<learner>-<seed>.jsonl)",
+    )
+    _option(
+        p,
+        "--checkpoint-dir",
+        "folder of checkpoints (model, optimizer, random state, data position, "
+        "configuration; no pickle, checksummed, written atomically, last 3 kept); saved "
+        "every --checkpoint-every steps, at the end and on SIGINT/SIGTERM; unset: none",
+        default=None,
+        metavar="DIR",
+    )
+    _option(
+        p,
+        "--checkpoint-every",
+        "save a checkpoint every N optimizer steps; unset: at the end of every epoch",
+        type=int,
+        default=None,
+        metavar="N",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest valid checkpoint in --checkpoint-dir, with the same "
+        "options (--epochs, --lr, --clip-norm and --devices may change); the metrics file "
+        "ends up as if the run had not stopped (default: start a new run)",
     )
     p.add_argument(
         "--no-progress",
         action="store_true",
         help="hide the progress bar (default: shown on stderr)",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host training: call jax.distributed.initialize() before anything else, "
+        "with the cluster detected from the environment (SLURM, Open MPI, Kubernetes, "
+        "Cloud TPU) or given by --coordinator-address, --num-processes and --process-id "
+        "(default: one process)",
+    )
+    _option(
+        p,
+        "--coordinator-address",
+        "with --distributed: host:port of process 0",
+        default=None,
+        metavar="HOST:PORT",
+    )
+    _option(p, "--num-processes", "with --distributed: number of processes", type=int, default=None)
+    _option(p, "--process-id", "with --distributed: this process's index", type=int, default=None)
     return p
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, run
+    import warnings
 
+    from .train import NonFiniteError, TrainConfig, TrainingInterrupted, run
+
+    manual = (args.coordinator_address, args.num_processes, args.process_id)
+    if any(v is not None for v in manual) and not args.distributed:
+        raise ValueError(
+            "--coordinator-address, --num-processes and --process-id: expected --distributed "
+            "with them, received none; add --distributed"
+        )
+    if args.distributed:
+        import jax
+
+        try:
+            jax.distributed.initialize(
+                coordinator_address=args.coordinator_address,
+                num_processes=args.num_processes,
+                process_id=args.process_id,
+            )
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(
+                f"--distributed: jax.distributed.initialize() failed ({e}); run under a "
+                "supported cluster manager or pass --coordinator-address, --num-processes "
+                "and --process-id"
+            ) from None
     config = TrainConfig(
         task=args.task,
         learner=args.learner,
@@ -159,13 +246,70 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         update_every=args.update_every,
         k=args.k,
+        clip_norm=args.clip_norm,
+        devices=args.devices,
     )
     metrics = args.metrics
     if metrics is None:
         metrics = f"runs/{config.task}-{config.learner}-{config.seed}.jsonl"
-    summary = run(config, metrics_path=metrics, progress=not args.no_progress)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)
+            warnings.showwarning = show
+            summary = run(
+                config,
+                metrics_path=metrics,
+                progress=not args.no_progress,
+                checkpoint_dir=args.checkpoint_dir,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+            )
+    except TrainingInterrupted as e:
+        message = f"{PROG}: {e}"
+        if e.checkpoint is not None:
+            message += f"; resume with: {_train_resume_command(args)}"
+        print(message, file=sys.stderr, flush=True)
+        return 128 + int(e.signum)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no checkpoint was saved", file=sys.stderr, flush=True)
+        return 130
+    except NonFiniteError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+        return 3
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+        return 1
     print(json.dumps(summary), flush=True)
     return 0
+
+
+def _train_resume_command(args: argparse.Namespace) -> str:
+    """The ``plastax train`` command line that resumes the run of ``args``: its options
+    that differ from their defaults, then ``--resume``."""
+    import shlex
+
+    defaults = _config_defaults()
+    words = [PROG, "train"]
+    for name in defaults:
+        value = getattr(args, name)
+        if value == defaults[name]:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words += [flag, str(value)]
+    for name in ("metrics", "checkpoint_dir", "checkpoint_every"):
+        if getattr(args, name) is not None:
+            words += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    if args.no_progress:
+        words.append("--no-progress")
+    words.append("--resume")
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --------------------------------------------------------------------------------------

@@ -232,13 +232,6 @@ class TrainConfig:
                 f"TrainConfig.learner: expected a learner name, received {self.learner!r}; "
                 "pass e.g. learner='bptt'"
             )
-        try:
-            _make_learner(self.learner, self.window)
-        except ValueError as e:
-            raise ValueError(
-                f"TrainConfig.learner: expected a registered learner, received "
-                f"{self.learner!r} ({e}); pass e.g. learner='bptt'"
-            ) from None
         if self.clip_norm is not None:
             _check_positive_float("clip_norm", self.clip_norm, 1.0)
             object.__setattr__(self, "clip_norm", float(self.clip_norm))
@@ -246,8 +239,21 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name), example)
                 object.__setattr__(self, name, int(getattr(self, name)))
+        if self.learner.lower().replace("-", "_") not in _learners.LEARNERS:
+            raise ValueError(
+                f"TrainConfig.learner: expected a registered learner "
+                f"({', '.join(sorted(_learners.LEARNERS))}), received {self.learner!r}; "
+                "pass e.g. learner='bptt'"
+            )
+        try:
+            learner = _make_learner(self.learner, self.window, self.k)
+        except (TypeError, ValueError) as e:  # e.g. an option the learner requires
+            raise ValueError(
+                f"TrainConfig.learner: expected the options that learner {self.learner!r} "
+                f"needs, received window={self.window}, k={self.k} ({e}); pass them, e.g. k=4"
+            ) from None
         if self.update_every is not None and not isinstance(
-            _make_learner(self.learner, self.window), _learners.AbstractOnlineLearner
+            learner, _learners.AbstractOnlineLearner
         ):
             online = sorted(
                 n
@@ -441,7 +447,7 @@ def _train_step_impl(
 _train_step = eqx.filter_jit(_train_step_impl)
 
 
-def _online_train_step_impl(
+def _online_train_step(
     model,
     opt_state,
     x_all,
@@ -510,6 +516,13 @@ def _online_train_step_impl(
     flags = jnp.concatenate([_all_finite(x)[None], flags])
     out = (eqx.combine(params, static), opt_state, jnp.sum(values), flags)
     return _replicate(out, mesh)
+
+
+@functools.cache
+def _jitted_online_step(update_every: int):
+    """The jitted online step for ``update_every`` (one wrapper per value, so that
+    its compilation is cached like :func:`_train_step`'s)."""
+    return eqx.filter_jit(functools.partial(_online_train_step, update_every=update_every))
 
 
 def _per_example_loss(loss: AbstractLoss, ys, targets, mask):
@@ -603,8 +616,30 @@ def evaluate(
             f"n_in={model.n_in}, received x of shape {split.x.shape}"
         )
     x_all, y_all = jnp.asarray(split.x, model.dtype), jnp.asarray(split.y)
-    mask = check_mask(mask, split.x.shape[1], model.dtype)
+    mask = check_mask(_check_mask_values(mask, "evaluate"), split.x.shape[1], model.dtype)
     return _evaluate_arrays(model, x_all, y_all, mask, int(batch_size), loss)
+
+
+def _check_mask_values(mask, where: str):
+    """A mask, if given, holds finite, non-negative numbers (its shape is checked by
+    :func:`~plastax.losses.check_mask`)."""
+    if mask is None:
+        return None
+    try:
+        values = np.asarray(mask)
+    except (TypeError, ValueError):
+        values = np.asarray(None)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{where}: expected the mask to be an array of numbers (one weight per time "
+            f"step), received {type(mask).__name__} of dtype {values.dtype}"
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(
+            f"{where}: expected finite, non-negative mask weights, received {values}; "
+            "pass mask=None to use every step"
+        )
+    return values
 
 
 def _check_loss(loss, where: str) -> None:
@@ -639,6 +674,12 @@ def _make_mesh(devices, batch_size: int) -> Mesh | None:
                 f"XLA_FLAGS=--xla_force_host_platform_device_count={n} (set before JAX is "
                 "imported) simulates several devices"
             )
+    if jax.process_count() > 1 and n != len(available):
+        raise ValueError(
+            f"train: expected every one of the {len(available)} devices of the "
+            f"{jax.process_count()} processes (devices=None), received devices={n}; with "
+            "several hosts each process must hold part of the mesh"
+        )
     if batch_size % n:
         lower = max(batch_size // n * n, n)
         raise ValueError(
@@ -652,11 +693,27 @@ def _make_mesh(devices, batch_size: int) -> Mesh | None:
 
 
 def _put(tree, mesh: Mesh | None):
-    """Place the arrays of ``tree`` replicated on every device of ``mesh``."""
+    """Place the arrays of ``tree`` replicated on every device of ``mesh``.  With
+    several processes, each holds the same values (same seed, same data) and
+    contributes its own devices' copies."""
     if mesh is None:
         return tree
     arrays, rest = eqx.partition(tree, eqx.is_array)
-    arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() > 1:  # tested with two local processes (test_sharding.py)
+
+        def put(a):
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+                data = np.asarray(jax.random.key_data(a))
+                return jax.random.wrap_key_data(
+                    jax.make_array_from_process_local_data(sharding, data),
+                    impl=jax.random.key_impl(a),
+                )
+            return jax.make_array_from_process_local_data(sharding, np.asarray(a))
+
+        arrays = jax.tree.map(put, arrays)
+    else:
+        arrays = jax.device_put(arrays, sharding)
     return eqx.combine(arrays, rest)
 
 
@@ -1001,6 +1058,104 @@ def _check_arguments(
         )
 
 
+class _Start(NamedTuple):
+    """Where a session starts: the beginning of the run, or a checkpoint."""
+
+    model: Network
+    opt_state: Any
+    learner: AbstractLearner
+    key_data: Any  # jax.random.key_data of the run's base key
+    rng_state: dict[str, Any]  # numpy generator state at the start of epoch epochs_done + 1
+    epochs_done: int
+    step_in_epoch: int  # steps already taken in epoch epochs_done + 1
+    epoch_losses: list[float]  # their losses
+    history: list[dict[str, Any]]
+    train_seconds: float
+    checkpoint: tuple[str, int] | None  # (path, global step) resumed from
+
+
+def _prepare_checkpoint_dir(checkpoint_dir, resume: bool, tree, writer: bool):
+    """Check the checkpoint folder before anything else: the newest valid checkpoint
+    to resume from (or ``None`` for a fresh start, which needs an empty folder), and
+    a probe that a checkpoint of ``tree``'s size can be written there."""
+    if os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        raise ValueError(
+            f"train: the checkpoint directory {checkpoint_dir!r} is a file; choose a "
+            "folder (it is created if missing)"
+        )
+    existing = _checkpoint.list_checkpoints(checkpoint_dir)
+    found = None
+    if resume:
+        if not existing:
+            raise ValueError(
+                f"train: no checkpoint in {checkpoint_dir!r} to resume from; drop resume "
+                "(--resume) to start a new run there"
+            )
+        found = _checkpoint.latest(checkpoint_dir)
+    elif existing:
+        raise ValueError(
+            f"train: the checkpoint directory {checkpoint_dir!r} already holds checkpoints "
+            f"(newest: {os.path.basename(existing[-1][1])}); pass resume=True (--resume) to "
+            "continue that run, or choose an empty directory"
+        )
+    if writer:
+        probe_writable(
+            checkpoint_dir,
+            _checkpoint.estimate_bytes(tree),
+            "the checkpoint directory",
+            "free some space or choose another checkpoint directory (--checkpoint-dir)",
+        )
+        _checkpoint.clean_temporary(checkpoint_dir)
+    return found
+
+
+def _restore(found, tree, run_info, config_dict, epochs: int, writer: bool, metrics_path):
+    """The :class:`_Start` of a resumed session, after checking that the checkpoint
+    belongs to the same run."""
+    for bad, reason in found.skipped:
+        moved = _quarantine(bad) if writer else bad
+        warnings.warn(
+            f"checkpoint {bad} is unusable ({reason}); resuming from the previous good "
+            f"one, {found.path}; the bad one was moved to {moved}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    meta = found.manifest["metadata"]
+    _check_same_run(found.path, meta["run"], run_info, "training setup")
+    if config_dict is not None and meta.get("config") is not None:
+        _check_same_run(found.path, meta["config"], config_dict, "configuration")
+    position = meta["position"]
+    if position["epochs_done"] > epochs:
+        raise ValueError(
+            f"train: the checkpoint {found.path} has completed {position['epochs_done']} "
+            f"epochs, more than epochs={epochs}; pass epochs >= {position['epochs_done']}"
+        )
+    if meta["run"]["devices"] != run_info["devices"]:
+        warnings.warn(
+            f"resuming on {run_info['devices']} device(s) a run checkpointed on "
+            f"{meta['run']['devices']}: results differ from an uninterrupted run by "
+            "floating-point rounding",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    loaded, _ = _checkpoint.load(found.path, tree)
+    if writer:
+        _rewind_metrics(metrics_path, meta["metrics"], position["epochs_done"])
+    return _Start(
+        model=loaded["model"],
+        opt_state=loaded["opt_state"],
+        learner=loaded["learner"],
+        key_data=loaded["key"],
+        rng_state=meta["rng_epoch_start"],
+        epochs_done=position["epochs_done"],
+        step_in_epoch=position["step_in_epoch"],
+        epoch_losses=meta["epoch_step_losses"],
+        history=list(meta["history"]),
+        train_seconds=float(meta["timing"]["train_seconds"]),
+        checkpoint=(found.path, found.manifest["step"]),
+    )
+
+
 def _train(
     model: Network,
     task: _tasks.Task,
@@ -1032,46 +1187,18 @@ def _train(
     n_devices = 1 if mesh is None else mesh.size
     writer = jax.process_index() == 0  # with several hosts, one writes the files
 
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    base_key = jax.random.key(seed)
+    # The skeleton of a checkpoint: what a resumed session reads the arrays into.
     tree = {
         "model": model,
-        "opt_state": opt_state,
+        "opt_state": optimizer.init(eqx.filter(model, eqx.is_inexact_array)),
         "learner": learner,
-        "key": jax.random.key_data(base_key),
+        "key": jax.random.key_data(jax.random.key(seed)),
     }
-
-    # ---- checkpoint directory: resume or a fresh start, then a probe of the disk
-    restored = None
     if checkpoint_dir is not None:
         checkpoint_dir = os.fspath(checkpoint_dir)
-        if os.path.exists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
-            raise ValueError(
-                f"train: the checkpoint directory {checkpoint_dir!r} is a file; choose a "
-                "folder (it is created if missing)"
-            )
-        existing = _checkpoint.list_checkpoints(checkpoint_dir)
-        if resume:
-            if not existing:
-                raise ValueError(
-                    f"train: no checkpoint in {checkpoint_dir!r} to resume from; drop resume "
-                    "(--resume) to start a new run there"
-                )
-            restored = _checkpoint.restore_latest(checkpoint_dir, tree)
-        elif existing:
-            raise ValueError(
-                f"train: the checkpoint directory {checkpoint_dir!r} already holds checkpoints "
-                f"(newest: {os.path.basename(existing[-1][1])}); pass resume=True (--resume) to "
-                "continue that run, or choose an empty directory"
-            )
-        if writer:
-            probe_writable(
-                checkpoint_dir,
-                _checkpoint.estimate_bytes(tree),
-                "the checkpoint directory",
-                "free some space or choose another checkpoint directory (--checkpoint-dir)",
-            )
-            _checkpoint.clean_temporary(checkpoint_dir)
+        found = _prepare_checkpoint_dir(checkpoint_dir, resume, tree, writer)
+    else:
+        found = None
 
     train_split, test_split = task.load(seed)
     n_train = len(train_split)
@@ -1096,67 +1223,32 @@ def _train(
         "steps_per_epoch": steps,
     }
     config_dict = None if config is None else dataclasses.asdict(config)
+    if found is None:
+        start = _Start(
+            tree["model"], tree["opt_state"], learner, tree["key"],
+            np.random.default_rng(seed).bit_generator.state, 0, 0, [], [], 0.0, None,
+        )  # fmt: skip
+    else:
+        start = _restore(found, tree, run_info, config_dict, epochs, writer, metrics_path)
 
-    # ---- state of the run: fresh, or from the checkpoint
+    model, opt_state, learner = start.model, start.opt_state, start.learner
+    base_key = jax.random.wrap_key_data(start.key_data)
     rng = np.random.default_rng(seed)
-    history: list[dict[str, Any]] = []
-    epochs_done, step_in_epoch, epoch_losses = 0, 0, []
-    train_seconds_before = 0.0
-    last_checkpoint: tuple[str, int] | None = None
-    resumed_from = None
-    if restored is not None:
-        for bad, reason in restored.skipped:
-            moved = _quarantine(bad) if writer else bad
-            warnings.warn(
-                f"checkpoint {bad} is unusable ({reason}); resuming from the previous good "
-                f"one, {restored.path}; the bad one was moved to {moved}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        meta = restored.manifest["metadata"]
-        _check_same_run(restored.path, meta["run"], run_info, "training setup")
-        if config_dict is not None and meta.get("config") is not None:
-            _check_same_run(restored.path, meta["config"], config_dict, "configuration")
-        position = meta["position"]
-        epochs_done, step_in_epoch = position["epochs_done"], position["step_in_epoch"]
-        if epochs_done > epochs:
-            raise ValueError(
-                f"train: the checkpoint {restored.path} has completed {epochs_done} epochs, "
-                f"more than epochs={epochs}; pass epochs >= {epochs_done}"
-            )
-        if meta["run"]["devices"] != n_devices:
-            warnings.warn(
-                f"resuming on {n_devices} device(s) a run checkpointed on "
-                f"{meta['run']['devices']}: results differ from an uninterrupted run by "
-                "floating-point rounding",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        model = restored.tree["model"]
-        opt_state = restored.tree["opt_state"]
-        learner = restored.tree["learner"]
-        base_key = jax.random.wrap_key_data(restored.tree["key"])
-        rng.bit_generator.state = meta["rng_epoch_start"]
-        history = list(meta["history"])
-        epoch_losses = [np.asarray(v, model.dtype) for v in meta["epoch_step_losses"]]
-        train_seconds_before = float(meta["timing"]["train_seconds"])
-        last_checkpoint = (restored.path, restored.manifest["step"])
-        resumed_from = restored.path
-        if writer:
-            _rewind_metrics(metrics_path, meta["metrics"], epochs_done)
+    rng.bit_generator.state = start.rng_state
+    history = start.history
+    epoch_losses = [np.asarray(v, model.dtype) for v in start.epoch_losses]
+    last_checkpoint = start.checkpoint
 
     dtype = model.dtype
     x_train, y_train = jnp.asarray(train_split.x, dtype), jnp.asarray(train_split.y)
     x_test, y_test = jnp.asarray(test_split.x, dtype), jnp.asarray(test_split.y)
-    mask = check_mask(task.loss_mask(), task.n_steps, dtype)
+    mask = check_mask(_check_mask_values(task.loss_mask(), "train"), task.n_steps, dtype)
     eval_batch = max(batch_size, 256)
-
-    def eval_indices(n):
-        size = -(-min(eval_batch, n) // n_devices) * n_devices
-        return _eval_indices(n, size)
-
-    train_eval = eval_indices(n_train)
-    test_eval = eval_indices(len(test_split))
+    # evaluation batches: a multiple of the number of devices, padded and masked
+    train_eval, test_eval = (
+        _eval_indices(n, -(-min(eval_batch, n) // n_devices) * n_devices)
+        for n in (n_train, len(test_split))
+    )
     model, opt_state, x_train, y_train, x_test, y_test, mask, base_key = _put(
         (model, opt_state, x_train, y_train, x_test, y_test, mask, base_key), mesh
     )
@@ -1165,66 +1257,60 @@ def _train(
 
     metrics = _open_metrics(metrics_path) if writer else None  # fail early on a bad path
     bar = None
-    compile_seconds = 0.0
-    t_session = 0.0
     try:
         # Compile everything ahead of time so that compilation is timed apart and no
         # step can trigger a second compilation.
         t0 = time.perf_counter()
-        idx0 = _put(np.zeros(batch_size, np.int32), mesh)
-        step0 = _put(np.zeros((), np.int32), mesh)
-        step_fn = (
-            _train_step
-            if update_every is None
-            else eqx.filter_jit(
-                functools.partial(_online_train_step_impl, update_every=int(update_every))
-            )
-        )
+        step_fn = _train_step if update_every is None else _jitted_online_step(int(update_every))
+        idx0, step0 = _put((np.zeros(batch_size, np.int32), np.zeros((), np.int32)), mesh)
         step = step_fn.lower(
             model, opt_state, x_train, y_train, idx0, mask, base_key, step0,
             learner, optimizer, loss, mesh,
         ).compile()  # fmt: skip
-        eval_train = _eval_split.lower(
-            model, x_train, y_train, *train_eval, mask, loss, mesh
-        ).compile()
-        eval_test = _eval_split.lower(model, x_test, y_test, *test_eval, mask, loss, mesh).compile()
+        eval_train, eval_test = (
+            _eval_split.lower(model, x, y, *ev, mask, loss, mesh).compile()
+            for x, y, ev in ((x_train, y_train, train_eval), (x_test, y_test, test_eval))
+        )
         compile_seconds = time.perf_counter() - t0
+        t_loop = time.perf_counter()
 
-        def save(epochs_done_: int, step_in_epoch_: int, rng_state, losses) -> str | None:
+        def save(epochs_done: int, step_in_epoch: int, rng_state) -> str | None:
+            """Checkpoint the current state at this position (no-op without a folder)."""
             nonlocal last_checkpoint
             if checkpoint_dir is None:
                 return None
-            global_step = epochs_done_ * steps + step_in_epoch_
+            global_step = epochs_done * steps + step_in_epoch
             if last_checkpoint is not None and last_checkpoint[1] == global_step:
-                return last_checkpoint[0]
-            meta = {
-                "position": {
-                    "epochs_done": epochs_done_,
-                    "step_in_epoch": step_in_epoch_,
-                    "global_step": global_step,
-                    "steps_per_epoch": steps,
-                },
-                "rng_epoch_start": rng_state,
-                "epoch_step_losses": [float(v) for v in losses],
-                "history": history,
-                "metrics": {
-                    "path": None if metrics is None else os.path.realpath(metrics.name),
-                    "offset": None if metrics is None else metrics.tell(),
-                },
-                "run": run_info,
-                "config": config_dict,
-                "timing": {"train_seconds": train_seconds_before + t_session},
-                "versions": {"jax": jax.__version__, "numpy": np.__version__},
-            }
-            state = {
-                "model": model,
-                "opt_state": opt_state,
-                "learner": learner,
-                "key": jax.random.key_data(base_key),
-            }
+                return last_checkpoint[0]  # nothing happened since
+            path = os.path.join(checkpoint_dir, _checkpoint.step_name(global_step))
             if writer:
+                meta = {
+                    "position": {
+                        "epochs_done": epochs_done,
+                        "step_in_epoch": step_in_epoch,
+                        "global_step": global_step,
+                        "steps_per_epoch": steps,
+                    },
+                    "rng_epoch_start": rng_state,
+                    "epoch_step_losses": [float(v) for v in epoch_losses[:step_in_epoch]],
+                    "history": history,
+                    "metrics": {
+                        "path": None if metrics is None else os.path.realpath(metrics.name),
+                        "offset": None if metrics is None else metrics.tell(),
+                    },
+                    "run": run_info,
+                    "config": config_dict,
+                    "timing": {"train_seconds": start.train_seconds + time.perf_counter() - t_loop},
+                    "versions": {"jax": jax.__version__, "numpy": np.__version__},
+                }
+                state = {
+                    "model": model,
+                    "opt_state": opt_state,
+                    "learner": learner,
+                    "key": jax.random.key_data(base_key),
+                }
                 try:
-                    path = _checkpoint.save(
+                    _checkpoint.save(
                         checkpoint_dir, global_step, state, meta, keep=keep_checkpoints
                     )
                 except OSError as e:
@@ -1235,8 +1321,6 @@ def _train(
                         f"{checkpoint_dir!r}: {e.strerror}; the last good checkpoint is "
                         f"{previous}; free some space and continue with --resume",
                     ) from None
-            else:
-                path = os.path.join(checkpoint_dir, _checkpoint.step_name(global_step))
             last_checkpoint = (path, global_step)
             return path
 
@@ -1252,17 +1336,15 @@ def _train(
             epoch_losses.append(np.asarray(value))
 
         with _Signals() as signals:
-            bar = _progress_bar(epochs, epochs_done, progress and writer)
-            for epoch in range(epochs_done + 1, epochs + 1):
-                t_epoch = time.perf_counter()
-                first = epoch == epochs_done + 1
-                if not first:
+            bar = _progress_bar(epochs, start.epochs_done, progress and writer)
+            for epoch in range(start.epochs_done + 1, epochs + 1):
+                resumed_epoch = epoch == start.epochs_done + 1
+                if not resumed_epoch:
                     epoch_losses = []
-                start = step_in_epoch if first else 0
                 rng_state = copy.deepcopy(rng.bit_generator.state)
                 perm = rng.permutation(n_train).astype(np.int32)
-                pending = None
-                for s in range(start, steps):
+                pending = None  # the finiteness of step g is checked after step g + 1 starts
+                for s in range(start.step_in_epoch if resumed_epoch else 0, steps):
                     g = (epoch - 1) * steps + s
                     idx = perm[s * batch_size : (s + 1) * batch_size]
                     model, opt_state, value, flags = step(
@@ -1272,47 +1354,44 @@ def _train(
                     if pending is not None:
                         check(pending)
                     pending = (g, epoch, s, idx, value, flags)
-                    periodic = (
-                        checkpoint_every is not None
-                        and (g + 1) % checkpoint_every == 0
-                        and s + 1 < steps  # at the end of an epoch: saved after evaluation
-                    )
-                    if signals.signum is not None or (periodic and checkpoint_dir is not None):
+                    # a periodic checkpoint at the end of an epoch waits for its evaluation
+                    periodic = checkpoint_every and (g + 1) % checkpoint_every == 0
+                    if signals.signum is not None or (periodic and s + 1 < steps):
                         check(pending)
                         pending = None
-                        t_session += time.perf_counter() - t_epoch
-                        t_epoch = time.perf_counter()
-                        path = save(epoch - 1, s + 1, rng_state, epoch_losses)
+                        path = save(epoch - 1, s + 1, rng_state)
                         if signals.signum is not None:
                             raise _interrupted(signals.signum, epoch, s + 1, steps, g + 1, path)
                 if pending is not None:
                     check(pending)
-                step_loss = float(np.mean(np.stack(epoch_losses)))
-                tr_loss, tr_correct = eval_train(
-                    model, x_train, y_train, *train_eval, mask, loss, mesh
-                )
-                te_loss, te_correct = eval_test(model, x_test, y_test, *test_eval, mask, loss, mesh)
+                evaluated = {}
+                for split_name, fn, x, y, ev, n in (
+                    ("train", eval_train, x_train, y_train, train_eval, n_train),
+                    ("test", eval_test, x_test, y_test, test_eval, len(test_split)),
+                ):
+                    total, correct = fn(model, x, y, *ev, mask, loss, mesh)
+                    evaluated[split_name] = (float(total) / n, int(correct) / n)
                 record = {
                     "epoch": epoch,
-                    "train_loss": float(tr_loss) / n_train,
-                    "train_accuracy": int(tr_correct) / n_train,
-                    "step_loss": step_loss,
-                    "test_loss": float(te_loss) / len(test_split),
-                    "test_accuracy": int(te_correct) / len(test_split),
+                    "train_loss": evaluated["train"][0],
+                    "train_accuracy": evaluated["train"][1],
+                    "step_loss": float(np.mean(np.stack(epoch_losses))),
+                    "test_loss": evaluated["test"][0],
+                    "test_accuracy": evaluated["test"][1],
                 }
                 history.append(record)
                 if metrics is not None:
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
-                t_session += time.perf_counter() - t_epoch
                 g_end = epoch * steps
+                stop = signals.signum is not None and epoch < epochs
                 if (
                     epoch == epochs
                     or checkpoint_every is None
                     or g_end % checkpoint_every == 0
-                    or signals.signum is not None
+                    or stop
                 ):
-                    path = save(epoch, 0, copy.deepcopy(rng.bit_generator.state), [])
+                    path = save(epoch, 0, copy.deepcopy(rng.bit_generator.state))
                 bar.set_postfix(
                     loss=f"{record['train_loss']:.3f}",
                     train_acc=f"{record['train_accuracy']:.3f}",
@@ -1320,29 +1399,28 @@ def _train(
                     refresh=False,
                 )
                 bar.update(1)
-                if signals.signum is not None and epoch < epochs:
-                    raise _interrupted(signals.signum, epoch + 1, 0, steps, g_end, path)
+                if stop:
+                    raise _interrupted(signals.signum, epoch, steps, steps, g_end, path)
+        train_seconds = start.train_seconds + time.perf_counter() - t_loop
     finally:
         if bar is not None:
             bar.close()
         if metrics is not None:
             metrics.close()
-    if checkpoint_dir is not None and epochs_done == epochs and last_checkpoint is None:
-        last_checkpoint = (resumed_from, -1)  # pragma: no cover - resumed_from is set
     return TrainResult(
         model=model,
         history=history,
         compile_seconds=compile_seconds,
-        train_seconds=train_seconds_before + t_session,
+        train_seconds=train_seconds,
         checkpoint=None if last_checkpoint is None else last_checkpoint[0],
-        resumed_from=resumed_from,
+        resumed_from=None if start.checkpoint is None else start.checkpoint[0],
         devices=n_devices,
     )
 
 
 def _interrupted(signum, epoch, step, steps, global_step, path) -> TrainingInterrupted:
     name = signal.Signals(signum).name
-    where = f"epoch {epoch}, after step {step} of {steps} (global step {global_step})"
+    where = f"epoch {epoch} after step {step} of {steps} (global step {global_step})"
     if path is None:
         saved = (
             "no checkpoint was saved because there is no checkpoint directory; pass "

@@ -59,4 +59,11 @@ def make_learner(name: str, **options) -> AbstractLearner:
         )
     cls = LEARNERS[key]
     fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in options.items() if k in fields and v is not None})
+    given = {k: v for k, v in options.items() if k in fields and v is not None}
+    try:
+        return cls(**given)
+    except TypeError as e:
+        raise ValueError(
+            f"learner {key!r}: expected its required options, received {sorted(given)} ({e}); "
+            f"e.g. make_learner('sparse_rtrl', k=4)"
+        ) from None
