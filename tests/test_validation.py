@@ -380,7 +380,7 @@ def test_cli_distributed_after_jax_started_is_a_clear_error(tiny_task, capsys):
 
 
 # --------------------------------------------------------------------------------------
-# Reported, not fixed yet (modules owned elsewhere): each case lets bad input through
+# Cases that used to let bad input through: each now raises a clear ValueError
 
 
 def _bptt(*args):
@@ -419,7 +419,6 @@ def test_prebuilt_layer_of_another_n_in_is_refused():
         plastax.Network([MODEL.layers[0]], plastax.LinearReadout(2), n_in=5, key=jax.random.key(0))
 
 
-@pytest.mark.xfail(strict=True, reason="reported: validation missing outside this module")
 @pytest.mark.parametrize("case", sorted(GAPS))
 def test_known_gap_raises_a_clear_value_error(case):
     with pytest.raises(ValueError, match="expected"):

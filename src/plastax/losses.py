@@ -16,6 +16,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 __all__ = [
@@ -100,7 +101,19 @@ def check_mask(mask, n_steps: int, dtype):
     """A ``(T,)`` mask of ones by default; shape errors say what to pass."""
     if mask is None:
         return jnp.ones((n_steps,), dtype)
-    mask = jnp.asarray(mask)
+    raw = mask if isinstance(mask, jax.Array) else np.asarray(mask)
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(
+            f"mask: expected numbers (one weight per time step), received dtype {raw.dtype}"
+        )
+    if not isinstance(raw, jax.core.Tracer):
+        values = np.asarray(raw, np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError(
+                "mask: expected finite weights >= 0, received NaN, Inf or a negative "
+                "weight; use 0 to leave a step out of the loss"
+            )
+    mask = jnp.asarray(raw)
     if mask.shape != (n_steps,):
         raise ValueError(
             f"mask: expected shape ({n_steps},), one weight per time step of the inputs, "

@@ -103,6 +103,18 @@ class Layer(eqx.Module):
             )
         self.neuron = neuron
         self.n = _check_size("Layer", "the number of neurons n", n)
+        if not isinstance(recurrent, bool | np.bool_):
+            raise ValueError(f"Layer: expected recurrent=True or False, received {recurrent!r}")
+        for gname, gain in (("input_gain", input_gain), ("recurrent_gain", recurrent_gain)):
+            if gain is not None and (
+                isinstance(gain, bool)
+                or not isinstance(gain, int | float | np.floating)
+                or not math.isfinite(gain)
+                or gain <= 0
+            ):
+                raise ValueError(
+                    f"Layer: expected {gname} to be None or a finite number > 0, received {gain!r}"
+                )
         self.recurrent = bool(recurrent)
         self.input_gain = input_gain
         self.recurrent_gain = recurrent_gain
@@ -189,8 +201,10 @@ class Layer(eqx.Module):
         if self.recurrent:
             _check_shape(f"{where} w_rec", self.w_rec, (self.n, self.n, m))
         elif self.w_rec is not None:
-            raise ValueError(f"{where}: expected no w_rec for a feed-forward layer, received "
-                             "one; pass recurrent=True to use it")
+            raise ValueError(
+                f"{where}: expected no w_rec for a feed-forward layer, received "
+                "one; pass recurrent=True to use it"
+            )
 
     def currents(self, x: Array, z_prev: Array) -> Array:
         """(B, p), (B, n) -> (B, n, m)."""
@@ -315,8 +329,11 @@ def check_inputs(inputs, n_in: int, name: str = "inputs") -> None:
         )
     if not isinstance(inputs, jax.core.Tracer):
         arr = np.asarray(inputs)
-        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
-            raise ValueError(f"{name}: expected numbers, received dtype {arr.dtype}")
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name}: expected real numbers, received dtype {arr.dtype}; convert the "
+                "inputs to float32"
+            )
         if not np.all(np.isfinite(arr)):
             bad = np.argwhere(~np.isfinite(arr))[0]
             raise ValueError(
@@ -353,6 +370,10 @@ class Network(eqx.Module):
                 f"plastax.LeakyReadout(n_out), received {type(readout).__name__}"
             )
         self.n_in = _check_size("Network", "n_in", n_in)
+        typed = isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        legacy = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)
+        if not (typed or legacy):
+            raise ValueError(f"Network: expected key=jax.random.key(seed), received {key!r}")
         keys = jax.random.split(key, len(layers) + 1)
         built, p = [], self.n_in
         for layer, k in zip(layers, keys[:-1], strict=True):

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
@@ -70,6 +71,12 @@ def prepare(model: Network, inputs, targets, mask, loss: AbstractLoss):
     check_inputs(inputs, model.n_in)
     inputs = jnp.asarray(inputs, model.dtype)
     T, B = inputs.shape[:2]
+    targets = targets if isinstance(targets, jax.Array) else np.asarray(targets)
+    if targets.dtype.kind not in "biuf":
+        raise ValueError(
+            f"targets: expected numbers, received dtype {targets.dtype}; pass integer class "
+            "labels (classification) or real values (regression)"
+        )
     targets = jnp.asarray(targets)
     classification = getattr(loss, "classification", True)
     expected = (T, B) if classification else (T, B, model.n_out)
@@ -79,9 +86,32 @@ def prepare(model: Network, inputs, targets, mask, loss: AbstractLoss):
             f"{targets.shape}; broadcast per-sequence labels over time with "
             "jnp.broadcast_to(labels, (T, B))"
         )
+    _check_targets(targets, classification, model.n_out)
     if not classification:
         targets = targets.astype(model.dtype)
     return inputs, targets, check_mask(mask, T, model.dtype)
+
+
+def _check_targets(targets, classification: bool, n_out: int) -> None:
+    """Dtype always; values (labels in range, finite regression targets) when concrete."""
+    kind = targets.dtype.kind
+    if classification and kind not in "iu":
+        raise ValueError(
+            f"targets: expected integer class labels in [0, {n_out}), received dtype "
+            f"{targets.dtype}; convert labels with .astype(int)"
+        )
+    if not classification and kind not in "fiu":
+        raise ValueError(f"targets: expected real numbers, received dtype {targets.dtype}")
+    if isinstance(targets, jax.core.Tracer):
+        return
+    values = np.asarray(targets)
+    if classification and values.size and (values.min() < 0 or values.max() >= n_out):
+        raise ValueError(
+            f"targets: expected class labels in [0, {n_out}), received labels from "
+            f"{values.min()} to {values.max()}; the readout has n_out={n_out} classes"
+        )
+    if not classification and not np.all(np.isfinite(values)):
+        raise ValueError("targets: expected finite values, received NaN or Inf")
 
 
 # ======================================================================================
