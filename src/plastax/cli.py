@@ -428,9 +428,12 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+from .experiment_cli import add_experiment, cmd_experiment  # noqa: E402
+
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "train": (add_train, cmd_train),
     "bench": (add_bench, cmd_bench),
+    "experiment": (add_experiment, cmd_experiment),
 }
 """Subcommand name -> (function adding its parser, function running it)."""
 
