@@ -181,6 +181,24 @@ def test_sltt_differs_from_bptt_with_memory_and_k_selects_steps(x64):
     assert compare_grads(g_k, g)["max_rel_error"] > 1e-3
 
 
+@pytest.mark.parametrize("layers", [2, 3])
+def test_deep_memoryless_network_online_learners_equal_bptt(x64, layers):
+    """With neurons that keep no memory and a linear readout, the spatial learning
+    signals through the layers above are the whole gradient: every online learner
+    equals BPTT in every layer, bottom included (the spike surrogate is differentiated
+    inside the forward-mode blocks, so this fails if it is not)."""
+    model = _model(LIF(tau_mem=0.0, reset="none"), plastax.LinearReadout(3), False, layers=layers)
+    x, t, mask = _data()
+    _, _, zs = model.run(x)
+    for z in zs:
+        assert 0.02 < float(jnp.mean(z)) < 0.9, [float(jnp.mean(z)) for z in zs]
+    _, g_ref = BPTT().value_and_grad(model, x, t, mask)
+    assert all(float(jnp.abs(g.w_in).max()) > 0 for g in g_ref.layers)
+    for learner in (EProp(), SLTT(), RTRL(), EPropDense()):
+        _, g = learner.value_and_grad(model, x, t, mask)
+        _assert_equal_grads(g, g_ref, f"{type(learner).__name__} vs BPTT, {layers} layers")
+
+
 def test_eprop_is_approximate_for_recurrent_and_deep_networks(x64):
     """A test that the identities are not trivially satisfied: where e-prop drops
     routes, it differs from BPTT."""

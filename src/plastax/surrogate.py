@@ -50,7 +50,7 @@ def _make_spike_fn(pseudo_derivative):
     @spike.defjvp
     def _jvp(slope, primals, tangents):
         (x,), (dx,) = primals, tangents
-        return heaviside(x), pseudo_derivative(x, slope) * dx
+        return spike(x, slope), pseudo_derivative(x, slope) * dx
 
     return spike
 
