@@ -2,6 +2,7 @@
 
 from . import bench, checkpoint, learners, losses, neurons, surrogate, tasks
 from .network import Layer, LeakyReadout, LinearReadout, Network, NetworkState
+from .streaming import StreamConfig, run_stream, train_stream
 from .train import (
     NonFiniteError,
     TrainConfig,
@@ -21,6 +22,9 @@ __all__ = [
     "make_optimizer",
     "checkpoint",
     "TrainConfig",
+    "StreamConfig",
+    "run_stream",
+    "train_stream",
     "build_model",
     "evaluate",
     "run",

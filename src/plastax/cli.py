@@ -41,6 +41,7 @@ def _option(parser, flag: str, help: str, **kwargs) -> None:
 def add_train(subparsers) -> argparse.ArgumentParser:
     from .learners import LEARNERS
     from .tasks import TASKS
+    from .tasks.streams import STREAMS
     from .train import NEURONS, READOUTS
 
     d = _config_defaults()
@@ -56,12 +57,25 @@ def add_train(subparsers) -> argparse.ArgumentParser:
             "--resume continues bit-identically.  A NaN or Inf in a step stops training "
             "with exit code 3."
         ),
+        epilog=_STREAM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _option(
         p,
         "--task",
-        f"task, built with its default parameters; one of: {', '.join(sorted(TASKS))}",
+        f"task, built with its default parameters; one of: {', '.join(sorted(TASKS))}; or a "
+        f"streaming task, trained online in one pass: {', '.join(sorted(STREAMS))} (see "
+        "'streaming tasks' below)",
         default=d["task"],
+    )
+    _option(
+        p,
+        "--steps",
+        "streaming tasks only: stream length, with the shift at two thirds of it; unset: "
+        "the task's default (3000 steps, shift at 2000)",
+        type=int,
+        default=None,
+        metavar="T",
     )
     _option(
         p,
@@ -201,14 +215,23 @@ def add_train(subparsers) -> argparse.ArgumentParser:
     )
     _option(p, "--num-processes", "with --distributed: number of processes", type=int, default=None)
     _option(p, "--process-id", "with --distributed: this process's index", type=int, default=None)
+    p.set_defaults(train_parser=p)
     return p
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import warnings
 
+    from .tasks.streams import STREAMS
     from .train import NonFiniteError, TrainConfig, TrainingInterrupted, run
 
+    if args.task in STREAMS:
+        return _cmd_train_stream(args)
+    if args.steps is not None:
+        raise ValueError(
+            f"--steps: expected a streaming task ({', '.join(sorted(STREAMS))}), received "
+            f"--task {args.task}; drop --steps"
+        )
     manual = (args.coordinator_address, args.num_processes, args.process_id)
     if any(v is not None for v in manual) and not args.distributed:
         raise ValueError(
@@ -283,6 +306,97 @@ def cmd_train(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return 1
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+_STREAM_EPILOG = """\
+streaming tasks (sine, lorenz, delayed):
+  One long stream with a shift mid-stream, trained online in a single pass: the
+  prediction of every step is scored before any update that uses it, the optimizer is
+  applied every --update-every steps (default: every step; bptt/tbptt: every --window
+  steps, truncated BPTT over each block), and the learner's state (network state,
+  traces) carries across the compiled segments of the stream.  Options not given take
+  the streaming defaults: --learner eprop --neuron tanh --hidden 64 --readout linear
+  --lr 1e-3 --batch-size 1 (parallel streams).  --epochs, --checkpoint-dir, --resume
+  and --devices do not apply.  The metrics file gets one line per 500-step segment;
+  the summary reports mse_first, mse_pre_shift, mse_post_shift and mse_final.
+"""
+
+_STREAM_DEFAULTS = {
+    "learner": "eprop",
+    "neuron": "tanh",
+    "hidden": 64,
+    "readout": "linear",
+    "lr": 1e-3,
+    "batch_size": 1,
+}
+
+
+def _explicit_options(args: argparse.Namespace) -> set[str]:
+    """Names of the options given on the command line (argparse's unique-prefix
+    abbreviations included)."""
+    parser = args.train_parser
+    given = set()
+    for token in getattr(args, "argv", ()):
+        if not token.startswith("--"):
+            continue
+        flag = token.split("=", 1)[0]
+        for action in parser._actions:
+            names = [o for o in action.option_strings if o.startswith("--")]
+            names += ["--no-" + o[2:] for o in names if action.nargs == 0 and "no-" not in o]
+            if flag in names or any(o.startswith(flag) for o in names):
+                given.add(action.dest)
+    return given
+
+
+def _cmd_train_stream(args: argparse.Namespace) -> int:
+    from .streaming import StreamConfig, run_stream
+    from .train import NonFiniteError
+
+    given = _explicit_options(args)
+    unsupported = {
+        "epochs": "--epochs",
+        "checkpoint_dir": "--checkpoint-dir",
+        "checkpoint_every": "--checkpoint-every",
+        "resume": "--resume",
+        "devices": "--devices",
+        "distributed": "--distributed",
+        "data_dir": "--data-dir",
+        "split": "--split",
+    }
+    bad = [flag for dest, flag in unsupported.items() if dest in given]
+    if bad:
+        raise ValueError(
+            f"--task {args.task}: a streaming task is trained in one online pass; expected "
+            f"none of {', '.join(bad)}, received them; drop them"
+        )
+    values = {name: getattr(args, name) for name in _STREAM_DEFAULTS}
+    values.update({n: v for n, v in _STREAM_DEFAULTS.items() if n not in given})
+    config = StreamConfig(
+        task=args.task,
+        k=args.k,
+        window=args.window,
+        layers=args.layers,
+        recurrent=args.recurrent,
+        readout_tau=args.readout_tau,
+        clip_norm=args.clip_norm,
+        seed=args.seed,
+        steps=args.steps,
+        update_every=args.update_every,
+        **values,
+    )
+    metrics = args.metrics
+    if metrics is None:
+        metrics = f"runs/{config.task}-{config.learner}-{config.seed}.jsonl"
+    try:
+        summary = run_stream(config, metrics_path=metrics, progress=not args.no_progress)
+    except NonFiniteError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+        return 3
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
     print(json.dumps(summary), flush=True)
     return 0
 
@@ -461,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``plastax`` console script; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return 2

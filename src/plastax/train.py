@@ -302,11 +302,14 @@ def build_model(config: TrainConfig, n_in: int, n_out: int, key: PRNGKeyArray) -
     ``config.hidden`` neurons and a leaky or linear readout of ``n_out`` units.
 
     Spiking layers are initialised with :data:`SPIKING_GAINS`; weights come from
-    ``key``.
+    ``key``.  ``config`` may also be a :class:`~plastax.streaming.StreamConfig`.
     """
-    if not isinstance(config, TrainConfig):
+    from .streaming import StreamConfig
+
+    if not isinstance(config, TrainConfig | StreamConfig):
         raise ValueError(
-            f"build_model: expected a plastax.TrainConfig, received {type(config).__name__}"
+            f"build_model: expected a plastax.TrainConfig or StreamConfig, received "
+            f"{type(config).__name__}"
         )
     neuron = NEURONS[config.neuron]()
     gains = SPIKING_GAINS if _is_spiking(neuron) else {}
