@@ -1,4 +1,7 @@
-"""Tests for plastax.tasks: Randman, EvidenceAccumulation, the registry."""
+"""Tests for plastax.tasks: Randman, EvidenceAccumulation, the registry.
+
+The real-data tasks (SHD, FSDD) have their own files: tests/test_shd.py and
+tests/test_fsdd.py."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plastax.tasks import (
+    FSDD,
+    SHD,
     TASKS,
     EvidenceAccumulation,
     Randman,
@@ -72,13 +77,19 @@ SMALL = {
     "randman": {"n_train": 20, "n_test": 5},
     "evidence": {"n_train": 50, "n_test": 20},
 }
+SYNTHETIC = sorted(SMALL)  # the procedural tasks; shd and fsdd read files
 
 # ----------------------------------------------------------------------------
 # common interface
 
 
 def test_registry() -> None:
-    assert TASKS == {"randman": Randman, "evidence": EvidenceAccumulation}
+    assert TASKS == {
+        "randman": Randman,
+        "evidence": EvidenceAccumulation,
+        "shd": SHD,
+        "fsdd": FSDD,
+    }
     for name, cls in TASKS.items():
         assert cls.name == name
         assert issubclass(cls, Task)
@@ -92,7 +103,7 @@ def test_task_is_abstract() -> None:
         Task()  # type: ignore[abstract]
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_determinism(name: str) -> None:
     task = make_task(name, **SMALL[name])
     a_train, a_test = task.load(seed=3)
@@ -107,7 +118,7 @@ def test_determinism(name: str) -> None:
     assert not np.array_equal(a_train.x[:n], a_test.x[:n])
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_shapes_dtypes_labels(name: str) -> None:
     task = make_task(name)
     train, test = task.load(seed=1)
@@ -128,7 +139,7 @@ def test_shapes_dtypes_labels(name: str) -> None:
     assert set(np.unique(mask)) == {0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_describe_is_json(name: str) -> None:
     task = make_task(name)
     d = task.describe()
@@ -140,7 +151,7 @@ def test_describe_is_json(name: str) -> None:
     json.dumps(make_task(name, **{field: np.int64(12)}).describe())
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_frozen(name: str) -> None:
     task = make_task(name)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -399,7 +410,7 @@ def test_bad_parameters(name: str, overrides: dict) -> None:
 def test_unknown_task_name() -> None:
     with pytest.raises(ValueError, match="expected") as info:
         make_task("foo")
-    assert "unknown task 'foo'; expected one of: evidence, randman" in str(info.value)
+    assert "unknown task 'foo'; expected one of: evidence, fsdd, randman, shd" in str(info.value)
 
 
 def test_unknown_override() -> None:
@@ -409,7 +420,7 @@ def test_unknown_override() -> None:
     assert "n_inputs" in msg and "n_in" in msg and "alpha" in msg
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SYNTHETIC)
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
 def test_bad_seed(name: str, seed) -> None:
     with pytest.raises(ValueError, match="expected"):

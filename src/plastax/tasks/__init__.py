@@ -1,11 +1,16 @@
-"""Procedurally generated synthetic tasks (numpy only, deterministic per seed).
+"""Classification tasks: procedurally generated synthetic tasks (numpy only,
+deterministic per seed) and real spike data read from disk.
 
 Registry:
 
 * ``"randman"``  -> :class:`Randman`, random-manifold spike-timing
   classification (Zenke & Vogels 2021);
 * ``"evidence"`` -> :class:`EvidenceAccumulation`, evidence accumulation with
-  delayed recall (Bellec et al. 2020; Morcos & Harvey 2016).
+  delayed recall (Bellec et al. 2020; Morcos & Harvey 2016);
+* ``"shd"``      -> :class:`SHD`, the Spiking Heidelberg Digits (Cramer et al.
+  2020), from the official files given by ``data_dir`` (never downloaded);
+* ``"fsdd"``     -> :class:`FSDD`, the Free Spoken Digit Dataset turned into spikes
+  by a cochlea-like encoder (:mod:`plastax.tasks.audio`).
 
 Example::
 
@@ -21,13 +26,26 @@ from typing import Any
 
 from .base import Split, Task
 from .evidence import EvidenceAccumulation
+from .fsdd import FSDD
 from .randman import Randman
+from .shd import SHD
 
-__all__ = ["TASKS", "EvidenceAccumulation", "Randman", "Split", "Task", "make_task"]
+__all__ = [
+    "FSDD",
+    "SHD",
+    "TASKS",
+    "EvidenceAccumulation",
+    "Randman",
+    "Split",
+    "Task",
+    "make_task",
+]
 
 TASKS: dict[str, type[Task]] = {
     Randman.name: Randman,
     EvidenceAccumulation.name: EvidenceAccumulation,
+    SHD.name: SHD,
+    FSDD.name: FSDD,
 }
 
 
