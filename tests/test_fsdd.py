@@ -157,3 +157,35 @@ def test_end_to_end_training_on_a_subset(subset, cache, learner):
         assert np.isfinite(h["train_loss"]) and np.isfinite(h["test_loss"])
         assert 0.0 <= h["test_accuracy"] <= 1.0
     assert history[-1]["train_loss"] < np.log(10) + 0.5
+
+
+def test_train_config_data_options_need_a_task_that_takes_them():
+    with pytest.raises(ValueError, match="expected a task that takes data_dir.*fsdd, shd"):
+        plastax.TrainConfig(task="randman", data_dir="somewhere")
+    with pytest.raises(ValueError, match="expected a task that takes split"):
+        plastax.TrainConfig(task="evidence", split="standard")
+    with pytest.raises(ValueError, match="TrainConfig.data_dir: expected a folder path"):
+        plastax.TrainConfig(task="fsdd", data_dir="")
+    config = plastax.TrainConfig(task="shd", data_dir=Path("x"), split="speaker:3")
+    assert config.task_options() == {"data_dir": "x", "split": "speaker:3"}
+    assert plastax.TrainConfig(task="fsdd").task_options() == {}
+
+
+@needs_fsdd
+def test_run_with_data_dir_and_leave_one_speaker_out(subset, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTAX_CACHE", str(tmp_path / "cache"))  # never the user's cache
+    config = plastax.TrainConfig(
+        task="fsdd",
+        data_dir=str(subset),
+        split="speaker:theo",
+        neuron="alif",
+        hidden=16,
+        epochs=1,
+        batch_size=10,
+        lr=5e-3,
+    )
+    summary = plastax.run(config, progress=False)
+    assert summary["task_params"]["split"] == "speaker:theo"
+    assert summary["task_params"]["data_dir"] == str(subset)
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert list((tmp_path / "cache" / "fsdd").glob("*.h5"))  # encoded into that cache

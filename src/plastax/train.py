@@ -155,7 +155,8 @@ class TrainConfig:
     """Everything one training run needs; JSON-able with ``dataclasses.asdict``.
 
     Attributes:
-        task: registered task name (``plastax.tasks.TASKS``), built with its defaults.
+        task: registered task name (``plastax.tasks.TASKS``), built with its defaults
+            except ``data_dir`` and ``split``.
         learner: gradient rule (``"bptt"``, ``"tbptt"``, ...).
         window: truncation window in time steps (``"tbptt"`` only).
         neuron: ``"lif"``, ``"alif"``, ``"cubalif"``, ``"tanh"``, ``"lstm"``, ``"gru"``.
@@ -179,6 +180,12 @@ class TrainConfig:
         devices: number of devices to train on (data parallel: the batch is sharded
             over them, ``batch_size`` must be divisible by it).  ``None``: every visible
             device.
+        data_dir: tasks that read files (``"shd"``, ``"fsdd"``): the folder of the
+            data set.  ``None``: the task's default (``fsdd``: ``../shared/data/fsdd``
+            beside the checkout; ``shd`` has none).
+        split: tasks with speakers (``"shd"``, ``"fsdd"``): ``"standard"`` or
+            ``"speaker:<name>"`` (leave that speaker out for testing).  ``None``: the
+            task's default, ``"standard"``.
 
     The defaults train the default Randman task (recurrent LIF layer, BPTT) to
     97-99% test accuracy (seeds 0-2) in about 30 s, compilation included, on a
@@ -202,9 +209,13 @@ class TrainConfig:
     k: int | None = None
     clip_norm: float | None = None
     devices: int | None = None
+    data_dir: str | None = None
+    split: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("task", self.task, sorted(_tasks.TASKS), "randman")
+        self._check_task_option("data_dir", "a folder path", "--data-dir")
+        self._check_task_option("split", "'standard' or 'speaker:<name>'", "--split")
         _check_choice("neuron", self.neuron, NEURONS, "lif")
         _check_choice("readout", self.readout, READOUTS, "leaky")
         for name, example in (
@@ -270,6 +281,34 @@ class TrainConfig:
             object.__setattr__(self, name, int(getattr(self, name)))
         for name in ("lr", "readout_tau"):
             object.__setattr__(self, name, float(getattr(self, name)))
+
+    def _check_task_option(self, name: str, kind: str, flag: str) -> None:
+        """``data_dir`` / ``split``: None, or a non-empty str for a task that has it."""
+        value = getattr(self, name)
+        if value is None:
+            return
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+            object.__setattr__(self, name, value)
+        if not isinstance(value, str) or not value:
+            raise ValueError(
+                f"TrainConfig.{name}: expected {kind} (str) or None, received {value!r}"
+            )
+        fields = {f.name for f in dataclasses.fields(_tasks.TASKS[self.task])}
+        if name not in fields:
+            takes = sorted(
+                t
+                for t, cls in _tasks.TASKS.items()
+                if name in {f.name for f in dataclasses.fields(cls)}
+            )
+            raise ValueError(
+                f"TrainConfig.{name}: expected a task that takes {name} ({', '.join(takes)}), "
+                f"received task {self.task!r}; drop {name} ({flag}) or choose one of those tasks"
+            )
+
+    def task_options(self) -> dict[str, Any]:
+        """The task parameters that this configuration sets (``data_dir``, ``split``)."""
+        return {k: getattr(self, k) for k in ("data_dir", "split") if getattr(self, k) is not None}
 
 
 SPIKING_GAINS = types.MappingProxyType({"input_gain": 5.0, "recurrent_gain": 0.3})
@@ -1496,7 +1535,7 @@ def run(
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"run: expected a plastax.TrainConfig, received {type(config).__name__}")
-    task = _tasks.make_task(config.task)
+    task = _tasks.make_task(config.task, **config.task_options())
     learner = _make_learner(config.learner, config.window, config.k)
     model = build_model(config, task.n_in, task.n_out, jax.random.key(config.seed))
     result = _train(
