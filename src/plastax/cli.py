@@ -49,7 +49,7 @@ def add_train(subparsers) -> argparse.ArgumentParser:
         "train",
         help="train a network on a task and print a JSON summary",
         description=(
-            "Train a network on a synthetic task, evaluate it exactly on the training and "
+            "Train a network on a task, evaluate it exactly on the training and "
             "test sets after every epoch, write one JSON line per epoch to the metrics "
             "file and print a one-line JSON summary as the last line on stdout.  The "
             "progress bar goes to stderr.  With --checkpoint-dir, checkpoints are saved "
@@ -76,6 +76,24 @@ def add_train(subparsers) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="T",
+    )
+    _option(
+        p,
+        "--data-dir",
+        "shd, fsdd: folder of the data set (shd: the one holding shd_train.h5 and "
+        "shd_test.h5; fsdd: the one holding recordings/); unset: fsdd reads "
+        "../shared/data/fsdd beside the checkout, shd has no default.  Nothing is "
+        "downloaded",
+        default=d["data_dir"],
+        metavar="DIR",
+    )
+    _option(
+        p,
+        "--split",
+        "shd, fsdd: 'standard' (fsdd: recordings 0-4 of each speaker and digit are the "
+        "test set) or 'speaker:<name>' (leave that speaker out for testing); unset: "
+        "standard",
+        default=d["split"],
     )
     _option(
         p,
@@ -271,6 +289,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         k=args.k,
         clip_norm=args.clip_norm,
         devices=args.devices,
+        data_dir=args.data_dir,
+        split=args.split,
     )
     metrics = args.metrics
     if metrics is None:
@@ -542,12 +562,14 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+from .data_cli import add_data, cmd_data  # noqa: E402
 from .experiment_cli import add_experiment, cmd_experiment  # noqa: E402
 
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "train": (add_train, cmd_train),
     "bench": (add_bench, cmd_bench),
     "experiment": (add_experiment, cmd_experiment),
+    "data": (add_data, cmd_data),
 }
 """Subcommand name -> (function adding its parser, function running it)."""
 
