@@ -123,3 +123,24 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="k <= n - 1"):
         SparseRTRL(N).init(model, 2)
     assert isinstance(plastax.learners.make_learner("sparse_rtrl", k=2), SparseRTRL)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 11])
+def test_path_transport_matches_its_definition(x64, k):
+    """Both implementations of the transport (one fused gather per path for small k, a
+    masked dense product beyond) equal the definition
+    sum_{q in S(j) + {j}} W[q, j, c] dz_{t-1}[q]."""
+    n = 12
+    model, _, _ = _setup(LSTM(), n=n)
+    layer = model.layers[0]
+    learner = SparseRTRL(k)
+    paths = learner.init_paths(layer, jax.random.key(4))
+    dz_prev = jax.random.normal(jax.random.key(5), (2, n, 3, 7))
+    out = learner.propagate(layer, dz_prev, paths, None)
+    _, m_rec = layer.masks(dz_prev.dtype)
+    w = layer.w_rec * m_rec
+    expected = jnp.zeros_like(out)
+    for j in range(n):
+        for q in [j] + [int(i) for i in paths[j]]:
+            expected = expected.at[:, j].add(jnp.einsum("c,bxy->bcxy", w[q, j], dz_prev[:, q]))
+    assert jnp.allclose(out, expected, rtol=1e-12, atol=1e-12)

