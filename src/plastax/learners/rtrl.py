@@ -64,9 +64,19 @@ def immediate(name: str, ctx: StepContext, n: int):
     return jnp.einsum("bjdk,jl->bjdlk", ctx.blocks.P, eye)
 
 
+def per_neuron(a, M):
+    """``out[b, j, d] = sum_e a[b, j, d, e] M[b, j, e]`` for a (B, n, d, e) and M
+    (B, n, e, ...), unrolled over the small ``e``: element-wise products that XLA fuses
+    into one pass.  As an einsum it lowers to ``B n`` tiny matrix products, which on CPU
+    cost several times more, most of all inside a loop whose weights change (online
+    updates)."""
+    extra = (None,) * (M.ndim - 3)
+    return sum(a[:, :, :, i][(...,) + extra] * M[:, :, None, i] for i in range(a.shape[-1]))
+
+
 def output_influence(name, M, psi, dz_dphi, n):
     """dz/dtheta = psi . M (+ the direct dependence of the output on phi)."""
-    dz = jnp.einsum("bjd,bjd...->bj...", psi, M)
+    dz = per_neuron(psi[:, :, None], M)[:, :, 0]
     if name == "phi":
         dz = dz + jnp.einsum("bjk,jl->bjlk", dz_dphi, jnp.eye(n, dtype=dz.dtype))
     return dz
@@ -140,11 +150,11 @@ class AbstractRTRL(AbstractOnlineLearner):
             )
         new_m, new_f, grads = {}, {}, {}
         for g, M in trace.m.items():
-            M_new = jnp.einsum("bjde,bje...->bjd...", J, M) + immediate(g, ctx, n)
+            M_new = per_neuron(J, M) + immediate(g, ctx, n)
             if layer.recurrent:
                 dz_prev = output_influence(g, M, psi_prev, dphi_prev, n)
                 rec = self.propagate(layer, dz_prev, trace.paths, ctx)
-                M_new = M_new + jnp.einsum("bjdc,bjc...->bjd...", D, rec)
+                M_new = M_new + per_neuron(D, rec)
             dz = output_influence(g, M_new, psi, ctx.dz_dphi, n)
             if trace.f is not None:
                 dz = kappa * trace.f[g] + dz
