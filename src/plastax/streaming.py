@@ -87,12 +87,14 @@ class StreamConfig:
     segment: int = 500
 
     def __post_init__(self) -> None:
-        from .train import NEURONS, READOUTS, _check_choice, _check_positive_float
+        from .train import NEURONS, READOUTS, _check_choice, _check_seed_and_recurrent
+        from .train import _check_positive_float as _float
         from .train import _check_positive_int as _pos
 
-        _check_choice("task", self.task, sorted(STREAMS), "sine")
-        _check_choice("neuron", self.neuron, NEURONS, "tanh")
-        _check_choice("readout", self.readout, READOUTS, "linear")
+        own = "StreamConfig"
+        _check_choice("task", self.task, sorted(STREAMS), "sine", own)
+        _check_choice("neuron", self.neuron, NEURONS, "tanh", own)
+        _check_choice("readout", self.readout, READOUTS, "linear", own)
         for name, example in (
             ("window", 25),
             ("hidden", 64),
@@ -100,30 +102,18 @@ class StreamConfig:
             ("batch_size", 1),
             ("segment", 500),
         ):
-            _pos(name, getattr(self, name), example)
+            _pos(name, getattr(self, name), example, own)
             object.__setattr__(self, name, int(getattr(self, name)))
         for name, example in (("k", 4), ("steps", 3000), ("update_every", 1)):
             if getattr(self, name) is not None:
-                _pos(name, getattr(self, name), example)
+                _pos(name, getattr(self, name), example, own)
                 object.__setattr__(self, name, int(getattr(self, name)))
-        _check_positive_float("lr", self.lr, 1e-3)
-        _check_positive_float("readout_tau", self.readout_tau, 20.0)
-        object.__setattr__(self, "lr", float(self.lr))
-        object.__setattr__(self, "readout_tau", float(self.readout_tau))
-        if self.clip_norm is not None:
-            _check_positive_float("clip_norm", self.clip_norm, 1.0)
-            object.__setattr__(self, "clip_norm", float(self.clip_norm))
-        if not isinstance(self.recurrent, bool):
-            raise ValueError(
-                f"StreamConfig.recurrent: expected True or False, received {self.recurrent!r}"
-            )
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(
-                f"StreamConfig.seed: expected a non-negative integer, received {seed!r}; "
-                "pass e.g. seed=0"
-            )
-        object.__setattr__(self, "seed", int(seed))
+        for name, example in (("lr", 1e-3), ("readout_tau", 20.0), ("clip_norm", 1.0)):
+            if getattr(self, name) is not None:
+                _float(name, getattr(self, name), example, own)
+                object.__setattr__(self, name, float(getattr(self, name)))
+        _check_seed_and_recurrent(self, own)
+        object.__setattr__(self, "seed", int(self.seed))
         if self.steps is not None and self.steps < 3:
             raise ValueError(
                 f"StreamConfig.steps: expected at least 3 steps (some before and after the "
@@ -162,19 +152,6 @@ class StreamConfig:
             shift_at=max(1, (2 * self.steps) // 3),
             n_streams=self.batch_size,
         )
-
-
-def _network(config: StreamConfig, n_in: int, n_out: int):
-    from .train import build_model
-
-    return build_model(config, n_in, n_out, jax.random.key(config.seed))
-
-
-def _optimizer(config: StreamConfig) -> optax.GradientTransformation:
-    adam = optax.adam(config.lr)
-    if config.clip_norm is None:
-        return adam
-    return optax.chain(optax.clip_by_global_norm(config.clip_norm), adam)
 
 
 def _finite(tree) -> jax.Array:
@@ -367,13 +344,15 @@ def run_stream(
 
     from tqdm.auto import tqdm
 
+    from .train import build_model, make_optimizer
+
     if not isinstance(config, StreamConfig):
         raise ValueError(
             f"run_stream: expected a plastax.StreamConfig, received {type(config).__name__}"
         )
     stream = config.make_stream()
     inputs, targets, shift_at = stream.make(config.seed)
-    model = _network(config, stream.n_in, stream.n_out)
+    model = build_model(config, stream.n_in, stream.n_out, jax.random.key(config.seed))
     learner = config.make_learner()
     T = inputs.shape[0]
     lines: list[str] = []
@@ -408,7 +387,7 @@ def run_stream(
             inputs,
             targets,
             learner,
-            _optimizer(config),
+            make_optimizer(config),
             update_every=config.block,
             segment=config.segment,
             key=jax.random.fold_in(jax.random.key(config.seed), 1),

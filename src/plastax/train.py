@@ -120,15 +120,15 @@ def _make_learner(name: str, window: int, k: int | None = None) -> AbstractLearn
 # Configuration
 
 
-def _check_positive_int(name: str, value: Any, example: int) -> None:
+def _check_positive_int(name: str, value: Any, example: int, owner="TrainConfig") -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(
-            f"TrainConfig.{name}: expected a positive integer, received {value!r}; "
+            f"{owner}.{name}: expected a positive integer, received {value!r}; "
             f"pass e.g. {name}={example}"
         )
 
 
-def _check_positive_float(name: str, value: Any, example: float) -> None:
+def _check_positive_float(name: str, value: Any, example: float, owner="TrainConfig") -> None:
     ok = (
         not isinstance(value, bool)
         and isinstance(value, numbers.Real)
@@ -137,16 +137,30 @@ def _check_positive_float(name: str, value: Any, example: float) -> None:
     )
     if not ok:
         raise ValueError(
-            f"TrainConfig.{name}: expected a finite number > 0, received {value!r}; "
+            f"{owner}.{name}: expected a finite number > 0, received {value!r}; "
             f"pass e.g. {name}={example}"
         )
 
 
-def _check_choice(name: str, value: Any, known, example: str) -> None:
+def _check_choice(name: str, value: Any, known, example: str, owner="TrainConfig") -> None:
     if not isinstance(value, str) or value not in known:
         raise ValueError(
-            f"TrainConfig.{name}: expected one of: {', '.join(known)}, received {value!r}; "
+            f"{owner}.{name}: expected one of: {', '.join(known)}, received {value!r}; "
             f"pass e.g. {name}={example!r}"
+        )
+
+
+def _check_seed_and_recurrent(config, owner: str) -> None:
+    """The checks that every run configuration shares: ``recurrent`` a bool, ``seed`` a
+    non-negative integer."""
+    if not isinstance(config.recurrent, bool):
+        raise ValueError(
+            f"{owner}.recurrent: expected True or False, received {config.recurrent!r}"
+        )
+    seed = config.seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(
+            f"{owner}.seed: expected a non-negative integer, received {seed!r}; pass e.g. seed=0"
         )
 
 
@@ -228,16 +242,7 @@ class TrainConfig:
             _check_positive_int(name, getattr(self, name), example)
         _check_positive_float("lr", self.lr, 5e-4)
         _check_positive_float("readout_tau", self.readout_tau, 20.0)
-        if not isinstance(self.recurrent, bool):
-            raise ValueError(
-                f"TrainConfig.recurrent: expected True or False, received {self.recurrent!r}"
-            )
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(
-                f"TrainConfig.seed: expected a non-negative integer, received {seed!r}; "
-                "pass e.g. seed=0"
-            )
+        _check_seed_and_recurrent(self, "TrainConfig")
         if not isinstance(self.learner, str):
             raise ValueError(
                 f"TrainConfig.learner: expected a learner name, received {self.learner!r}; "
@@ -321,10 +326,14 @@ neurons use the :class:`~plastax.Layer` defaults."""
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """``optax.adam(config.lr)``, preceded by ``optax.clip_by_global_norm`` when
     ``config.clip_norm`` is set.  Clipping adds no optimizer state, so a run can be
-    resumed with or without it."""
-    if not isinstance(config, TrainConfig):
+    resumed with or without it.  ``config`` may also be a
+    :class:`~plastax.streaming.StreamConfig`."""
+    from .streaming import StreamConfig
+
+    if not isinstance(config, TrainConfig | StreamConfig):
         raise ValueError(
-            f"make_optimizer: expected a plastax.TrainConfig, received {type(config).__name__}"
+            f"make_optimizer: expected a plastax.TrainConfig or StreamConfig, received "
+            f"{type(config).__name__}"
         )
     adam = optax.adam(config.lr)
     if config.clip_norm is None:
