@@ -120,15 +120,15 @@ def test_factorised_eprop_equals_unfactorised(x64, neuron, recurrent):
     _, g_full = EProp(factorise=False).value_and_grad(model, x, t, mask)
     _, g_fact = EProp().value_and_grad(model, x, t, mask)
     _assert_equal_grads(g_fact, g_full, f"factorised vs full EProp, {neuron}")
-    # the factorised traces drop the neuron axis
+    # the factorised traces drop the neuron axis (the last axis of full traces)
     state = EProp().init(model, 3)
     assert state.traces[0].e_in.shape == (3, neuron.n_states, 1, 6)
     assert EProp(factorise=False).init(model, 3).traces[0].e_in.shape == (
         3,
-        10,
         neuron.n_states,
         1,
         6,
+        10,
     )
 
 

@@ -161,6 +161,18 @@ class OnlineState(NamedTuple):
     schedule: Array | None  # (T,) 0/1 steps that contribute (SLTT(k)); None: every step
 
 
+class _Forward(NamedTuple):
+    """What :meth:`AbstractOnlineLearner._forward` returns for one step."""
+
+    net: NetworkState  # network state after the step
+    ctxs: tuple  # per layer, its StepContext
+    lams: tuple  # per layer, (B, n) learning signal dE_t/dz_t (schedule applied)
+    lam_y: Array  # (B, n_out) dE_t/dy_t (schedule applied)
+    z_top: Array  # (B, n_L) output of the top layer
+    e_t: Array  # () loss of the step
+    key: Array  # the learner's key for the next step
+
+
 def n_phi(layer) -> int:
     """Number of trainable per-neuron parameters of a layer's neuron model."""
     return sum(1 for _ in jax.tree.leaves(per_neuron_params(layer.neuron)))
@@ -242,19 +254,52 @@ class AbstractOnlineLearner(AbstractLearner):
         ``weight * mean_b loss(y_t, target_t)`` to the loss and its gradient estimate to
         the accumulated gradient.  Returns ``(state, loss_t)``."""
         self._require_per_step(loss)
-        dt = model.dtype
-        x_t = jnp.asarray(x_t, dt)
         kappa = model.readout.kappa
         n_layers = len(model.layers)
+        fw = self._forward(
+            model, state.net, state.t, state.key, state.schedule, x_t, target_t, weight, loss
+        )
+        traces, layer_grads = [], []
+        for l in range(n_layers):
+            tr, g = self.update_trace(
+                model.layers[l], state.traces[l], fw.ctxs[l], fw.lams[l], kappa
+            )
+            traces.append(tr)
+            layer_grads.append(g)
 
-        next_key, step_key = jax.random.split(state.key)
+        # Readout: exact forward mode through its leak.
+        zbar = kappa * state.readout_trace + (1.0 - kappa) * fw.z_top
+        bbar = kappa * state.bias_trace + (1.0 - kappa)
+        lam_y = fw.lam_y
+        step_grads = self._assemble(model, layer_grads, zbar.T @ lam_y, bbar * lam_y.sum(0))
+        return OnlineState(
+            net=fw.net,
+            traces=tuple(traces),
+            readout_trace=zbar,
+            bias_trace=bbar,
+            grads=jax.tree.map(jnp.add, state.grads, step_grads),
+            loss=state.loss + fw.e_t,
+            t=state.t + 1,
+            key=fw.key,
+            schedule=state.schedule,
+        ), fw.e_t
+
+    def _forward(self, model, net, t, key, schedule, x_t, target_t, weight, loss) -> _Forward:
+        """The part of a step that does not depend on the traces: the network's step,
+        the Jacobian blocks and the learning signals (scaled by the step's weight in
+        the schedule)."""
+        dt = model.dtype
+        x_t = jnp.asarray(x_t, dt)
+        n_layers = len(model.layers)
+
+        next_key, step_key = jax.random.split(key)
         layer_keys = jax.random.split(step_key, n_layers)
 
         def spatial(deltas, dy):
             """Step t as a function of perturbations of each layer's output and of y."""
             h, ctxs = x_t, []
             for l, layer in enumerate(model.layers):
-                s_prev = state.net.layers[l]
+                s_prev = net.layers[l]
                 z_prev = layer_output(layer.neuron, s_prev) if layer.recurrent else None
                 blocks = layer_blocks(layer.neuron, s_prev, layer.currents(h, z_prev))
                 z, psi = output_jacobian(layer.neuron, blocks.s_new)
@@ -263,46 +308,29 @@ class AbstractOnlineLearner(AbstractLearner):
                 )
                 ctxs.append(StepContext(s_prev, h, z_prev, blocks, psi, dz_dphi, layer_keys[l]))
                 h = z + deltas[l]
-            y = model.readout.step(state.net.readout, h) + dy
+            y = model.readout.step(net.readout, h) + dy
             e_t = weight * jnp.mean(loss(y, target_t))
             return e_t, (tuple(ctxs), y, h)
 
         deltas = tuple(jnp.zeros((x_t.shape[0], layer.n), dt) for layer in model.layers)
-        dy = jnp.zeros_like(state.net.readout)
+        dy = jnp.zeros_like(net.readout)
         e_t, vjp_fn, (ctxs, y, z_top) = jax.vjp(spatial, deltas, dy, has_aux=True)
         ctxs = jax.lax.stop_gradient(ctxs)
         lams, lam_y = vjp_fn(jnp.ones_like(e_t))
 
-        if state.schedule is None:
+        if schedule is None:
             contributes = jnp.ones((), dt)
         else:
-            contributes = state.schedule[jnp.minimum(state.t, state.schedule.shape[0] - 1)]
-
-        traces, layer_grads = [], []
-        for l in range(n_layers):
-            tr, g = self.update_trace(
-                model.layers[l], state.traces[l], ctxs[l], lams[l] * contributes, kappa
-            )
-            traces.append(tr)
-            layer_grads.append(g)
-
-        # Readout: exact forward mode through its leak.
-        zbar = kappa * state.readout_trace + (1.0 - kappa) * z_top
-        bbar = kappa * state.bias_trace + (1.0 - kappa)
-        lam_y = lam_y * contributes
-        step_grads = self._assemble(model, layer_grads, zbar.T @ lam_y, bbar * lam_y.sum(0))
-        new_net = NetworkState(tuple(c.blocks.s_new for c in ctxs), y)
-        return OnlineState(
-            net=new_net,
-            traces=tuple(traces),
-            readout_trace=zbar,
-            bias_trace=bbar,
-            grads=jax.tree.map(jnp.add, state.grads, step_grads),
-            loss=state.loss + e_t,
-            t=state.t + 1,
+            contributes = schedule[jnp.minimum(t, schedule.shape[0] - 1)]
+        return _Forward(
+            net=NetworkState(tuple(c.blocks.s_new for c in ctxs), y),
+            ctxs=ctxs,
+            lams=tuple(lam * contributes for lam in lams),
+            lam_y=lam_y * contributes,
+            z_top=z_top,
+            e_t=e_t,
             key=next_key,
-            schedule=state.schedule,
-        ), e_t
+        )
 
     def grads(self, state: OnlineState):
         """The gradient accumulated so far, with the pytree structure of the model."""
@@ -322,13 +350,98 @@ class AbstractOnlineLearner(AbstractLearner):
         self._require_per_step(loss)
         weights = mask / mask_norm(mask)
         state = self.init(model, inputs.shape[1], key=key, mask=mask)
+        T = inputs.shape[0]
+        K = min(self.chunk_size(), T)
+        if K <= 1:
 
-        def body(st, xs):
-            st, _ = self.step(model, st, *xs, loss=loss)
-            return st, None
+            def body(st, xs):
+                st, _ = self.step(model, st, *xs, loss=loss)
+                return st, None
 
-        state, _ = jax.lax.scan(body, state, (inputs, targets, weights))
+            state, _ = jax.lax.scan(body, state, (inputs, targets, weights))
+            return state.loss, self.grads(state)
+
+        # K steps at a time: the forward passes and learning signals of a chunk first
+        # (they do not depend on the traces), then the traces advance K steps at once.
+        # The last chunk is padded with steps of weight 0, which add nothing to the loss
+        # or the gradient (at most K - 1 of them): one compiled chunk of fixed size, so
+        # memory does not depend on T.  Each chunk gathers its K steps (padding filled
+        # in), so nothing of size T is copied.
+        n_chunks = -(-T // K)
+
+        def body(st, i):
+            idx = i * K + jnp.arange(K)
+            chunk = tuple(
+                a.at[idx].get(mode="fill", fill_value=0) for a in (inputs, targets, weights)
+            )
+            return self._chunk(model, st, chunk, loss), None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
         return state.loss, self.grads(state)
+
+    # ---------------------------------------------------------------- chunks of steps
+    def chunk_size(self) -> int:
+        """Steps that :meth:`value_and_grad` processes together (1: one at a time).
+
+        Learners that override :meth:`update_chunk` with something cheaper than K
+        single steps return more; the result is the same up to rounding."""
+        return 1
+
+    def update_chunk(self, layer, trace, ctxs: StepContext, lams: Array, kappa: float):
+        """Advance one layer's influence by K steps: ``ctxs`` and ``lams`` hold the K
+        steps' contexts and learning signals stacked on a leading axis.  Returns
+        ``(new_trace, LayerGrads)`` with the gradient summed over the K steps.  The
+        default runs :meth:`update_trace` K times."""
+
+        def body(tr, xs):
+            return self.update_trace(layer, tr, *xs, kappa)
+
+        trace, grads = jax.lax.scan(body, trace, (ctxs, lams))
+        return trace, jax.tree.map(lambda g: g.sum(0), grads)
+
+    def _chunk(self, model, state: OnlineState, xs, loss) -> OnlineState:
+        """K steps of :meth:`step` (``xs``: inputs, targets and weights of the K steps,
+        stacked), with the traces advanced by :meth:`update_chunk`."""
+        kappa = model.readout.kappa
+
+        def forward(carry, xs_t):
+            net, t, key = carry
+            fw = self._forward(model, net, t, key, state.schedule, *xs_t, loss)
+            return (fw.net, t + 1, fw.key), (fw.ctxs, fw.lams, fw.lam_y, fw.z_top, fw.e_t)
+
+        (net, t, key), (ctxs, lams, lam_y, z_top, e) = jax.lax.scan(
+            forward, (state.net, state.t, state.key), xs
+        )
+        traces, layer_grads = [], []
+        for l, layer in enumerate(model.layers):
+            tr, g = self.update_chunk(layer, state.traces[l], ctxs[l], lams[l], kappa)
+            traces.append(tr)
+            layer_grads.append(g)
+
+        # Readout: its leak filter step by step (small), then one product over K * B.
+        def leak(carry, z):
+            zbar, bbar = carry
+            zbar = kappa * zbar + (1.0 - kappa) * z
+            bbar = kappa * bbar + (1.0 - kappa)
+            return (zbar, bbar), (zbar, bbar)
+
+        (zbar, bbar), (zbars, bbars) = jax.lax.scan(
+            leak, (state.readout_trace, state.bias_trace), z_top
+        )
+        g_wout = jnp.einsum("kbn,kbo->no", zbars, lam_y)
+        g_bout = jnp.einsum("k,kbo->o", bbars, lam_y)
+        step_grads = self._assemble(model, layer_grads, g_wout, g_bout)
+        return OnlineState(
+            net=net,
+            traces=tuple(traces),
+            readout_trace=zbar,
+            bias_trace=bbar,
+            grads=jax.tree.map(jnp.add, state.grads, step_grads),
+            loss=state.loss + e.sum(),
+            t=t,
+            key=key,
+            schedule=state.schedule,
+        )
 
     # ---------------------------------------------------------------- helpers
     def _require_per_step(self, loss: AbstractLoss) -> None:

@@ -14,22 +14,34 @@ from jaxtyping import Array
 from ..neurons.base import _step_one, split_neuron
 from .base import AbstractOnlineLearner, LayerGrads, StepContext, n_phi
 
-__all__ = ["EProp", "EPropTrace", "constant_blocks"]
+__all__ = ["EProp", "EPropTrace", "constant_blocks", "check_chunk"]
+
+MAX_CHUNK = 256
 
 
 class EPropTrace(NamedTuple):
     """Eligibility traces of one layer.  ``q`` is the presynaptic width of a group
-    (p inputs, n recurrent units, 1 for the bias).  Factorised traces drop the neuron
-    axis ``n``: every neuron shares them."""
+    (p inputs, n recurrent units, 1 for the bias).  The neuron axis is last (see
+    :func:`_contract_batch`).  Factorised traces drop the neuron axis ``n``: every
+    neuron shares them."""
 
-    e_in: Array | None  # (B, n, d, m, p)   or (B, d, m, p) factorised; None for SLTT
-    e_rec: Array | None  # (B, n, d, m, n)  or (B, d, m, n); None if feed-forward / SLTT
-    e_b: Array | None  # (B, n, d, m, 1)    or (B, d, m, 1); None for SLTT
+    e_in: Array | None  # (B, d, m, p, n)   or (B, d, m, p) factorised; None for SLTT
+    e_rec: Array | None  # (B, d, m, n, n)  or (B, d, m, n); None if feed-forward / SLTT
+    e_b: Array | None  # (B, d, m, 1, n)    or (B, d, m, 1); None for SLTT
     e_phi: Array | None  # (B, n, d, k)     per-neuron parameters; None for SLTT
-    f_in: Array | None  # (B, n, m, p)      kappa-filtered dz/dW_in (leaky readout only)
-    f_rec: Array | None  # (B, n, m, n)
-    f_b: Array | None  # (B, n, m, 1)
+    f_in: Array | None  # (B, m, p, n)      kappa-filtered dz/dW_in (leaky readout only)
+    f_rec: Array | None  # (B, m, n, n)
+    f_b: Array | None  # (B, m, 1, n)
     f_phi: Array | None  # (B, n, k)
+
+
+def check_chunk(owner: str, chunk) -> None:
+    """``chunk`` must be an integer in [1, MAX_CHUNK] (its steps are unrolled)."""
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(
+            f"{owner}: expected chunk to be an integer from 1 to {MAX_CHUNK} (steps whose "
+            f"traces advance together; 1: step by step), received {chunk!r}"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -86,7 +98,8 @@ def constant_blocks(neuron, dtype):
 def _local_matmul(J, e):
     """Per-neuron ``J[b, n] @ e[b, n]`` over the state axis (axis 2 of both), unrolled
     over the small ``d``: element-wise products that XLA fuses into one pass, where an
-    einsum would lower to ``B n`` tiny matrix products."""
+    einsum would lower to ``B n`` tiny matrix products.  (Per-neuron parameter traces,
+    (B, n, d, k).)"""
     d = J.shape[-1]
     extra = (None,) * (e.ndim - 3)
     return sum(J[:, :, :, i][(...,) + extra] * e[:, :, None, i] for i in range(d))
@@ -98,34 +111,76 @@ def _project(psi, e):
     return sum(psi[:, :, i][(...,) + extra] * e[:, :, i] for i in range(psi.shape[-1]))
 
 
+# Weight traces keep the neuron axis n last ("neuron-minor"): e (B, d, m, q, n), filters
+# f (B, m, q, n).  Every per-neuron coefficient (J, D, psi, lambda: (B, d, ..., n)) is
+# then a contiguous vector along the fastest axis, and the gradient contraction over
+# the batch produces (m, q, n), which is the parameter layout (q, n, m) for m = 1 and
+# a cheap transpose otherwise.  With n first, XLA CPU fuses the transpose to (q, n, m)
+# into the contraction and reads the trace with a stride (about 30 times slower).
+
+
+def _nminor(x, axis=1):
+    """Move the neuron axis (``axis``) of a per-neuron coefficient to the end."""
+    return jnp.moveaxis(x, axis, -1)
+
+
+def _lm(Jn, e):
+    """``e'[b, d] = sum_i Jn[b, d, i] e[b, i]`` for e (B, d, m, q, n), Jn (B, d, d, n),
+    unrolled over the small state axis: element-wise products fused into one pass."""
+    return sum(Jn[:, :, i, None, None, :] * e[:, None, i] for i in range(Jn.shape[2]))
+
+
+def _proj(pn, e):
+    """``sum_d pn[b, d, n] e[b, d, m, q, n]`` -> (B, m, q, n), unrolled over d."""
+    return sum(pn[:, i, None, None, :] * e[:, i] for i in range(pn.shape[1]))
+
+
+def _contract_batch(w, e):
+    """``sum_{b,d} w[b, d, n] e[b, d, m, q, n]`` -> (q, n, m), unrolled over the batch
+    and state axes into element-wise products and sums (fused by XLA: one pass over
+    ``e``), in groups of at most 64 terms.  XLA CPU lowers this contraction, written
+    as an einsum, to a transpose and ``n`` tiny matrix-vector products, about 15 times
+    slower."""
+    B, d = w.shape[:2]
+    terms = [(b, i) for b in range(B) for i in range(d)]
+    parts = [
+        sum(w[b, i, None, None, :] * e[b, i] for b, i in terms[j : j + 64])
+        for j in range(0, len(terms), 64)
+    ]
+    return jnp.transpose(sum(parts), (1, 2, 0))  # (m, q, n) -> (q, n, m)
+
+
 def group_step(mode, e, J, D, u, psi, lam, f, kappa):
     """Advance the trace ``e`` of one weight group and return ``(e, f, grad (q, n, m))``.
 
-    mode "full":       e_t = J e_{t-1} + D u          e (B, n, d, m, q)
+    mode "full":       e_t = J e_{t-1} + D u          e (B, d, m, q, n)
     mode "factorised": e_t = J0 e_{t-1} + D0 u        e (B, d, m, q), J0 (d, d), D0 (d, m)
     mode "none":       e_t = D u (no temporal route)  nothing carried
 
-    The gradient contraction over the batch is one matrix product per step; the
-    per-neuron d x d products are unrolled element-wise operations.
+    ``J`` (B, n, d, d), ``D`` (B, n, d, m), ``psi`` (B, n, d), ``lam`` (B, n), ``u``
+    (B, q); the filter of a leaky readout ``f`` (B, m, q, n).  The per-neuron d x d
+    products are unrolled element-wise operations; the gradient's contraction over the
+    batch is one pass over the trace (full) or one matrix product.
     """
     if mode == "full":
-        e = _local_matmul(J, e) + D[..., None] * u[:, None, None, None, :]
-        if f is None:  # sum_{b,d} (lam psi)[b, n, d] e[b, n, d, m, q]
-            return e, f, jnp.einsum("bnd,bndmq->qnm", lam[..., None] * psi, e)
-        dz = _project(psi, e)  # (B, n, m, q)
+        Jn, Dn, pn = _nminor(J), _nminor(D), _nminor(psi)
+        e = _lm(Jn, e) + Dn[:, :, :, None, :] * u[:, None, None, :, None]
+        if f is None:  # sum_{b,d} (lam psi)[b, d, n] e[b, d, m, q, n]
+            return e, f, _contract_batch(lam[:, None, :] * pn, e)
+        dz = _proj(pn, e)  # (B, m, q, n)
     elif mode == "factorised":
         e = jnp.einsum("de,bemq->bdmq", J, e) + D[None, :, :, None] * u[:, None, None, :]
         if f is None:  # one (n, B d) x (B d, m q) product
             return e, f, jnp.einsum("bnd,bdmq->qnm", lam[..., None] * psi, e)
-        dz = jnp.einsum("bnd,bdmq->bnmq", psi, e)
+        dz = jnp.einsum("bnd,bdmq->bmqn", psi, e)
     else:
         e = None
         a = _project(psi, D)  # (B, n, m): dz/dI
         if f is None:
             return e, f, jnp.einsum("bnm,bq->qnm", lam[..., None] * a, u)
-        dz = a[..., None] * u[:, None, None, :]
+        dz = _nminor(a)[:, :, None, :] * u[:, None, :, None]
     f = kappa * f + dz
-    return e, f, jnp.einsum("bn,bnmq->qnm", lam, f)
+    return e, f, _contract_batch(lam[:, None, :], f[:, None])
 
 
 def phi_step(e_phi, J, P, psi, dz_direct, lam, f, kappa, temporal=True):
@@ -150,8 +205,8 @@ def local_traces_init(layer, batch, n_in, kappa, dtype, mode):
         elif mode == "factorised":
             e[name] = jnp.zeros((B, d, m, q), dtype)
         else:
-            e[name] = jnp.zeros((B, n, d, m, q), dtype)
-        f[name] = jnp.zeros((B, n, m, q), dtype) if (q is not None and kappa) else None
+            e[name] = jnp.zeros((B, d, m, q, n), dtype)
+        f[name] = jnp.zeros((B, m, q, n), dtype) if (q is not None and kappa) else None
     e_phi = jnp.zeros((B, n, d, k), dtype) if mode != "none" else None
     f_phi = jnp.zeros((B, n, k), dtype) if kappa else None
     return EPropTrace(e["in"], e["rec"], e["b"], e_phi, f["in"], f["rec"], f["b"], f_phi)
@@ -195,6 +250,181 @@ def local_traces_update(
     )
 
 
+# --------------------------------------------------------------------------------------
+# K steps at once (EProp.value_and_grad, chunk > 1)
+#
+# The traces obey a linear recursion whose coefficients (J_t, D_t, psi_t, lambda_t)
+# are known for a whole chunk once its forward passes have run.  For steps k = 0..K-1
+# of a chunk and the trace e before it (row vectors r over the state axis):
+#
+#     e_k   = Phi(k, -1) e + sum_{s <= k} Phi(k, s) D_s u_s,   Phi(k, s) = J_k ... J_{s+1}
+#     sum_k w_k . e_k = a . e + sum_s c_s u_s,                  w_k = lambda_k psi_k
+#         with r_s = w_s + r_{s+1} J_{s+1},  a = r_0 J_0,  c_s = r_s D_s
+#     e_K   = Phi(K-1, -1) e + sum_s G_s u_s,                   G_s = Phi(K-1, s) D_s
+#
+# so a chunk reads and writes the (B, d, m, q, n) trace once, instead of once per step,
+# and the gradient's outer products over K steps become one matrix product.  Only
+# per-neuron (B, n, d, d) products run step by step.  A leaky readout's filter
+# f_k = kappa f_{k-1} + psi_k . e_k is handled the same way: the learning signal is
+# filtered backwards in time (l_s = lambda_s + kappa l_{s+1}, and
+# sum_k lambda_k f_k = kappa l_0 f + sum_s l_s psi_s . e_s), and f_K is again a
+# linear function of e and of the u_s.
+
+
+def _vm(r, A):
+    """Row vectors times per-neuron matrices, neuron axis last: ``sum_i r[..., i, n]
+    A[..., i, j, n]`` -> (..., j, n), unrolled over i."""
+    return sum(r[..., i, None, :] * A[..., i, :, :] for i in range(r.shape[-2]))
+
+
+def _mm(A, B):
+    """Per-neuron matrix products over axes (-3, -2), neuron axis last, unrolled."""
+    return sum(A[..., :, i, None, :] * B[..., None, i, :, :] for i in range(A.shape[-2]))
+
+
+def _outer_sum(coef, u):
+    """``sum_s coef[s, b, ..., n] u[s, b, q]`` -> (B, ..., q, n), unrolled over s
+    (element-wise, fused with whatever it is added to)."""
+    extra = (None,) * (coef.ndim - 3)
+    return sum(
+        coef[s][..., None, :] * u[s][(slice(None),) + extra + (slice(None), None)]
+        for s in range(coef.shape[0])
+    )
+
+
+def _outer_grad(c, u):
+    """``sum_{s, b} c[s, b, m, n] u[s, b, q]`` -> (q, n, m): one matrix product."""
+    K, B, m, n = c.shape
+    q = u.shape[-1]
+    g = u.reshape(K * B, q).T @ c.reshape(K * B, m * n)
+    return jnp.transpose(g.reshape(q, m, n), (0, 2, 1))
+
+
+def _chunk_coefficients(J, D, psi, lam, kappa, full, filtered):
+    """The chunk's coefficients, by one reverse scan over its K steps (neuron axis
+    last: J (K, B, d, d, n), D (K, B, d, m, n), psi (K, B, d, n), lam (K, B, n)).
+
+    Returns stacked ``l`` (K, B, n) (learning signal filtered backwards by the readout's
+    leak), ``c`` (K, B, m, n) and, with ``full``: ``G`` (K, B, d, m, n), ``v`` (K, B, m,
+    n) (``filtered``), and the final ``a``, ``h`` (B, d, n) and ``Phi`` (B, d, d, n); see
+    the comment above.  A scan, not a Python loop: its outputs are materialised, so
+    XLA cannot fuse the K-long chains of small products into the big trace updates,
+    which would recompute them for every element of the traces."""
+    K = lam.shape[0]
+    dt = lam.dtype
+    B, d, n = psi.shape[1:]
+    decay = jnp.asarray([kappa ** (K - 1 - s) for s in range(K)], dt)
+    zeros = jnp.zeros((B, d, n), dt)
+    eye = jnp.broadcast_to(jnp.eye(d, dtype=dt)[None, :, :, None], (B, d, d, n))
+    carry0 = (jnp.zeros(lam.shape[1:], dt), zeros, zeros, eye)
+
+    def body(carry, xs):
+        ell, rJ, rhoJ, P = carry
+        Js, Ds, ps, ls, dec = xs
+        ell = ls + kappa * ell if filtered else ls
+        r = ell[:, None, :] * ps + rJ  # r_s = w_s + r_{s+1} J_{s+1}
+        out = {"l": ell, "c": _vm(r, Ds)}
+        new = [ell, rJ, rhoJ, P]
+        if full:
+            new[1] = _vm(r, Js)
+            out["G"] = _mm(P, Ds)  # Phi(K-1, s) D_s
+            new[3] = _mm(P, Js)
+            if filtered:
+                rho = dec * ps + rhoJ
+                out["v"] = _vm(rho, Ds)
+                new[2] = _vm(rho, Js)
+        return tuple(new), out
+
+    (ell, a, h, P), outs = jax.lax.scan(body, carry0, (J, D, psi, lam, decay), reverse=True)
+    return outs, a, h, P
+
+
+def local_traces_chunk(layer, trace: EPropTrace, ctxs: StepContext, lams, kappa, mode, constants):
+    """K steps of :func:`local_traces_update` at once (``ctxs``, ``lams`` stacked on a
+    leading axis of length K); same result up to rounding."""
+    psi, J, D = ctxs.psi, ctxs.blocks.J, ctxs.blocks.D  # (K, B, n, d), ...
+    K, B = lams.shape[:2]
+    dt = lams.dtype
+    filtered = bool(kappa) and trace.f_b is not None
+    ones = jnp.ones((K, B, 1), dt)
+    groups = [("in", ctxs.x), ("b", ones)]
+    if layer.recurrent:
+        groups.insert(1, ("rec", ctxs.z_prev))
+    pn, Dn = _nminor(psi, 2), _nminor(D, 2)  # (K, B, d, n), (K, B, d, m, n)
+    full = mode == "full"
+    if full or filtered:
+        Jn = _nminor(J, 2) if full else jnp.zeros((K, B, 1, 1, 1), dt)
+        co, a, h, phi_all = _chunk_coefficients(Jn, Dn, pn, lams, kappa, full, filtered)
+    else:  # nothing to recurse over: the learning signals are the weights
+        co = {"l": lams}
+    beta = kappa * co["l"][0]  # (B, n): weight of the filter carried into the chunk
+    decay = jnp.asarray([kappa ** (K - 1 - s) for s in range(K)], dt)
+
+    if mode == "factorised":
+        J0, D0 = constants
+
+    new, grads = {}, {}
+    for name, u in groups:
+        e, f = getattr(trace, "e_" + name), getattr(trace, "f_" + name)
+        if mode == "full":
+            g = _contract_batch(a, e) + _outer_grad(co["c"], u)
+            if filtered:
+                f_new = kappa**K * f + _proj(h, e) + _outer_sum(co["v"], u)
+            e_new = _lm(phi_all, e) + _outer_sum(co["G"], u)
+        elif mode == "factorised":
+
+            def advance(E, u_s):
+                E = jnp.einsum("de,bemq->bdmq", J0, E) + D0[None, :, :, None] * u_s[:, None, None]
+                return E, E
+
+            e_new, E = jax.lax.scan(advance, e, u)  # E (K, B, d, m, q), materialised
+            w = co["l"][:, :, None, :] * pn  # (K, B, d, n)
+            g = jnp.einsum("kbdn,kbdmq->qnm", w, E)
+            if filtered:  # f_K = kappa^K f + sum_s kappa^(K-1-s) psi_s . E_s
+                coef = decay[:, None, None, None] * pn  # (K, B, d, n)
+                f_new = kappa**K * f + sum(
+                    coef[s, :, i, None, None, :] * E[s, :, i, :, :, None]
+                    for s in range(K)
+                    for i in range(psi.shape[-1])
+                )
+        else:
+            A = _vm(pn, Dn)  # (K, B, m, n): dz_s/dI_s
+            g = _outer_grad(co["l"][:, :, None, :] * A, u)
+            if filtered:
+                f_new = kappa**K * f + _outer_sum(decay[:, None, None, None] * A, u)
+            e_new = None
+        if filtered:
+            g = g + _contract_batch(beta[:, None, :], f[:, None])
+        else:
+            f_new = f
+        new[name] = (e_new, f_new)
+        grads[name] = g
+
+    e_phi, f_phi = trace.e_phi, trace.f_phi
+    k = ctxs.blocks.P.shape[-1]
+    g_phi = jnp.zeros((layer.n, k), dt)
+    if k:
+
+        def body(carry, xs):
+            e_phi, f_phi, g_phi = carry
+            Jt, Pt, pt, dzt, lt = xs
+            e_phi, f_phi, g = phi_step(
+                e_phi, Jt, Pt, pt, dzt, lt, f_phi, kappa, temporal=mode != "none"
+            )
+            return (e_phi, f_phi, g_phi + g), None
+
+        (e_phi, f_phi, g_phi), _ = jax.lax.scan(
+            body, (e_phi, f_phi, g_phi), (J, ctxs.blocks.P, psi, ctxs.dz_dphi, lams)
+        )
+    rec = new.get("rec", (trace.e_rec, trace.f_rec))
+    return (
+        EPropTrace(
+            new["in"][0], rec[0], new["b"][0], e_phi, new["in"][1], rec[1], new["b"][1], f_phi
+        ),
+        LayerGrads(grads["in"], grads.get("rec"), grads["b"][0], g_phi),
+    )
+
+
 class EProp(AbstractOnlineLearner):
     """e-prop (Bellec et al. 2020) with traces derived automatically from the neuron
     model, kept compressed (Lohoff, Kaya, Assmuth & Neftci 2025).
@@ -219,13 +449,35 @@ class EProp(AbstractOnlineLearner):
     (through the layers above at the same step) and cross-layer temporal routes are
     dropped, so deeper networks are approximate.
 
+    :meth:`value_and_grad` processes ``chunk`` steps at a time: it runs their forward
+    passes and learning signals first (they do not depend on the traces), then
+    advances the traces by the ``chunk`` steps at once (:func:`local_traces_chunk`):
+    one read and write of the traces and one matrix product for the gradient per
+    chunk, instead of per step.  The gradient is the same up to rounding; memory does
+    not grow with the sequence length (the chunk's Jacobian blocks are kept, O(chunk B
+    n d^2)).  :meth:`step` still advances one step.
+
     Args:
         factorise: ``None`` (default) factorises when the model allows it, ``False``
             never, ``True`` requires it (``ValueError`` otherwise).
+        chunk: steps per chunk in :meth:`value_and_grad` (1: step by step).
     """
 
     factorise: bool | None = eqx.field(static=True, default=None)
+    chunk: int = eqx.field(static=True, default=16)
     name: ClassVar[str] = "eprop"
+
+    def __check_init__(self):
+        check_chunk(type(self).__name__, self.chunk)
+
+    def chunk_size(self) -> int:
+        return self.chunk
+
+    def update_chunk(self, layer, trace, ctxs, lams, kappa):
+        mode, constants = self._mode(layer, lams.dtype)
+        if constants is not None:
+            constants = tuple(jnp.asarray(c, lams.dtype) for c in constants)
+        return local_traces_chunk(layer, trace, ctxs, lams, kappa, mode, constants)
 
     def _mode(self, layer, dtype):
         if self.factorise is False:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .base import AbstractOnlineLearner
-from .eprop import local_traces_init, local_traces_update
+from .eprop import check_chunk, local_traces_chunk, local_traces_init, local_traces_update
 
 __all__ = ["SLTT"]
 
@@ -27,10 +27,20 @@ class SLTT(AbstractOnlineLearner):
     uniformly without replacement among the steps with a nonzero mask (with the ``key``
     given to ``value_and_grad``), contribute to the gradient; the others still run the
     forward pass.  Equal to BPTT when the neuron keeps no memory across steps.
+
+    :meth:`value_and_grad` processes ``chunk`` steps at a time, as :class:`EProp`
+    does: the gradient's outer products of a chunk become one matrix product.
     """
 
     k: int | None = eqx.field(static=True, default=None)
+    chunk: int = eqx.field(static=True, default=16)
     name: ClassVar[str] = "sltt"
+
+    def chunk_size(self) -> int:
+        return self.chunk
+
+    def update_chunk(self, layer, trace, ctxs, lams, kappa):
+        return local_traces_chunk(layer, trace, ctxs, lams, kappa, "none", None)
 
     def __check_init__(self):
         if self.k is not None and (
@@ -40,6 +50,7 @@ class SLTT(AbstractOnlineLearner):
                 f"SLTT: expected k to be None or a positive integer (steps per sequence), "
                 f"received {self.k!r}"
             )
+        check_chunk("SLTT", self.chunk)
 
     def sample_schedule(self, key, mask):
         if self.k is None:
