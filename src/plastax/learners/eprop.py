@@ -7,6 +7,7 @@ from typing import ClassVar, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.extend import core as jex_core
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
@@ -360,27 +361,73 @@ def local_traces_chunk(layer, trace: EPropTrace, ctxs: StepContext, lams, kappa,
     beta = kappa * co["l"][0]  # (B, n): weight of the filter carried into the chunk
     decay = jnp.asarray([kappa ** (K - 1 - s) for s in range(K)], dt)
 
-    if mode == "factorised":
-        J0, D0 = constants
+    # The gradient's products over the K B rows: one matrix product for all groups,
+    # their presynaptic signals side by side (U: (K, B, p + n + 1)).
+    sizes = [u.shape[-1] for _, u in groups]
+    U = jnp.concatenate([u for _, u in groups], axis=-1)
+
+    def split(a, axis):
+        parts = jnp.split(a, np.cumsum(sizes)[:-1].tolist(), axis)
+        return dict(zip([name for name, _ in groups], parts, strict=True))
+
+    if mode == "full":
+        gemm = split(_outer_grad(co["c"], U), 0)
+    elif mode == "factorised":
+        # E_k = J0^(k+1) e + sum_{s <= k} J0^(k-s) D0 u_s, all k at once: J0, D0 are
+        # constants, so the chunk's filter is a (K d m, K) matrix known when compiling.
+        J0, D0 = (np.asarray(c, np.float64) for c in constants)
+        d = J0.shape[0]
+        powers = [np.eye(d)]
+        for _ in range(K):
+            powers.append(J0 @ powers[-1])
+        Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
+        Mm = np.zeros((K, K) + D0.shape)
+        for k_ in range(K):
+            for s_ in range(k_ + 1):
+                Mm[k_, s_] = powers[k_ - s_] @ D0
+        Mm = jnp.asarray(Mm, dt)
+        e_prev = jnp.concatenate([getattr(trace, "e_" + name) for name, _ in groups], axis=-1)
+        w = co["l"][:, :, None, :] * pn  # (K, B, d, n)
+        # sum_k w_k . E_k without forming E: the filter moved onto the learning signal,
+        # r_s = w_s + r_{s+1} J0 (row vectors), w~_s = r_s D0, then one product over the
+        # K B rows with U and one over the B rows with the trace carried into the chunk.
+        # The recursion is unrolled: its (K, B, d, n) values are small, so XLA may fuse
+        # it freely (its only consumers are the two products).
+        Jc, Dc = jnp.asarray(J0, dt), jnp.asarray(D0, dt)
+        r, w_u = None, [None] * K
+        for s_ in range(K - 1, -1, -1):
+            r = w[s_] if r is None else w[s_] + jnp.einsum("bdn,de->ben", r, Jc)
+            w_u[s_] = jnp.einsum("bdn,dm->bmn", r, Dc)
+        w_u = jnp.stack(w_u)  # (K, B, m, n)
+        w_e = jnp.einsum("bdn,de->ben", r, Jc)  # (B, d, n): r_0 J0
+        g_all = _outer_grad(w_u, U) + jnp.einsum("ben,bemq->qnm", w_e, e_prev)
+        gemm = split(g_all, 0)
+        e_last = jnp.einsum("de,bemq->bdmq", Pw[-1], e_prev) + jnp.einsum(
+            "sdm,sbq->bdmq", Mm[-1], U
+        )
+        e_groups = split(e_last, -1)
+        if filtered:
+            E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum(
+                "ksdm,sbq->kbdmq", Mm, U
+            )  # (K, B, d, m, Q)
+            E_groups = split(E_all, -1)
+    else:
+        A = _vm(pn, Dn)  # (K, B, m, n): dz_s/dI_s
+        gemm = split(_outer_grad(co["l"][:, :, None, :] * A, U), 0)
 
     new, grads = {}, {}
     for name, u in groups:
         e, f = getattr(trace, "e_" + name), getattr(trace, "f_" + name)
+        g = gemm[name]
         if mode == "full":
-            g = _contract_batch(a, e) + _outer_grad(co["c"], u)
+            g = g + _contract_batch(a, e)
             if filtered:
                 f_new = kappa**K * f + _proj(h, e) + _outer_sum(co["v"], u)
             e_new = _lm(phi_all, e) + _outer_sum(co["G"], u)
         elif mode == "factorised":
-
-            def advance(E, u_s):
-                E = jnp.einsum("de,bemq->bdmq", J0, E) + D0[None, :, :, None] * u_s[:, None, None]
-                return E, E
-
-            e_new, E = jax.lax.scan(advance, e, u)  # E (K, B, d, m, q), materialised
-            w = co["l"][:, :, None, :] * pn  # (K, B, d, n)
-            g = jnp.einsum("kbdn,kbdmq->qnm", w, E)
+            e_new = e_groups[name]
             if filtered:  # f_K = kappa^K f + sum_s kappa^(K-1-s) psi_s . E_s
+                E = E_groups[name]
                 coef = decay[:, None, None, None] * pn  # (K, B, d, n)
                 f_new = kappa**K * f + sum(
                     coef[s, :, i, None, None, :] * E[s, :, i, :, :, None]
@@ -388,8 +435,6 @@ def local_traces_chunk(layer, trace: EPropTrace, ctxs: StepContext, lams, kappa,
                     for i in range(psi.shape[-1])
                 )
         else:
-            A = _vm(pn, Dn)  # (K, B, m, n): dz_s/dI_s
-            g = _outer_grad(co["l"][:, :, None, :] * A, u)
             if filtered:
                 f_new = kappa**K * f + _outer_sum(decay[:, None, None, None] * A, u)
             e_new = None

@@ -33,7 +33,7 @@ class SLTT(AbstractOnlineLearner):
     """
 
     k: int | None = eqx.field(static=True, default=None)
-    chunk: int = eqx.field(static=True, default=16)
+    chunk: int = eqx.field(static=True, default=8)
     name: ClassVar[str] = "sltt"
 
     def chunk_size(self) -> int:
