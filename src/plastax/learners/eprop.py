@@ -336,7 +336,12 @@ def _chunk_coefficients(J, D, psi, lam, kappa, full, filtered):
                 new[2] = _vm(rho, Js)
         return tuple(new), out
 
-    (ell, a, h, P), outs = jax.lax.scan(body, carry0, (J, D, psi, lam, decay), reverse=True)
+    # Unrolled by K / 2: two loop iterations, fewer and larger fusions than K (each
+    # iteration's small fusions cost more to launch than to run).  Never K: a loop of
+    # one iteration is inlined and the chains get fused into the trace updates again.
+    (ell, a, h, P), outs = jax.lax.scan(
+        body, carry0, (J, D, psi, lam, decay), reverse=True, unroll=max(1, K // 2)
+    )
     return outs, a, h, P
 
 
