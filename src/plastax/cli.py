@@ -472,7 +472,7 @@ def add_bench(subparsers) -> argparse.ArgumentParser:
     d = {f.name: f.default for f in dataclasses.fields(MemoryConfig)}
     p = subparsers.add_parser(
         "bench",
-        help="benchmarks of the learners (memory, ...)",
+        help="benchmarks of the learners (memory, scaling-hidden, scaling-time, alignment, sltt)",
         description="Benchmarks that compare the learners on the same model and machine.",
     )
     sub = p.add_subparsers(dest="bench", metavar="BENCHMARK", title="benchmarks")
@@ -518,6 +518,9 @@ def add_bench(subparsers) -> argparse.ArgumentParser:
         default=None,
     )
     m.set_defaults(bench_run=cmd_bench_memory)
+    from .bench_cli import add_bench_commands
+
+    add_bench_commands(sub)
     return p
 
 
