@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 
 __all__ = ["add_bench_commands", "BENCHMARKS", "main"]
 
@@ -188,10 +189,36 @@ def _config(cls, quick: dict, args, mapping: dict):
     return cls(**values)
 
 
+def _measured(run, config) -> dict:
+    """``run(config)``, with the load average of the machine before and after (other
+    processes share the cores: the numbers are only as quiet as the machine was)."""
+    start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    result = run(config)
+    end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    result.setdefault("machine", {})["load_average"] = {
+        "start": None if start is None else list(start),
+        "end": None if end is None else list(end),
+    }
+    return result
+
+
+def _load_line(result) -> str:
+    m = result.get("machine", {})
+    load = m.get("load_average") or {}
+    start, end = load.get("start"), load.get("end")
+    where = (
+        f"{m.get('cpu_count', '?')} CPU cores ({m.get('backend', '?')}), jax {m.get('jax', '?')}"
+    )
+    if start and end:
+        where += f"; load average (1 min) {start[0]:.2f} before, {end[0]:.2f} after"
+    return f"Measured on {where}; {result.get('seconds', 0):.0f} s in all."
+
+
 def _finish(name, args, result, fmt) -> int:
     from ._io import write_json
     from .bench.plots import PLOTS
 
+    print(_load_line(result) + "\n", flush=True)
     print(fmt(result), flush=True)
     if args.json and not args.from_json:
         write_json(args.json, result)
@@ -249,7 +276,7 @@ def cmd_scaling_hidden(args: argparse.Namespace) -> int:
         )
         if args.max_gib is not None:
             config = dataclasses.replace(config, max_bytes=int(args.max_gib * 2**30))
-        result = scaling.scaling_hidden(config)
+        result = _measured(scaling.scaling_hidden, config)
     return _finish("scaling-hidden", args, result, scaling.format_hidden)
 
 
@@ -276,7 +303,7 @@ def cmd_scaling_time(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, max_bytes=int(args.max_gib * 2**30))
         if args.no_measure:
             config = dataclasses.replace(config, measure=False)
-        result = scaling.scaling_time(config)
+        result = _measured(scaling.scaling_time, config)
     return _finish("scaling-time", args, result, scaling.format_time)
 
 
@@ -303,7 +330,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
         )
         if args.x64:
             config = dataclasses.replace(config, x64=True)
-        result = alignment.alignment(config)
+        result = _measured(alignment.alignment, config)
     return _finish("alignment", args, result, alignment.format_alignment)
 
 
@@ -327,7 +354,7 @@ def cmd_sltt(args: argparse.Namespace) -> int:
                 repeats="repeats",
             ),
         )
-        result = sltt.sltt_benchmark(config)
+        result = _measured(sltt.sltt_benchmark, config)
     return _finish("sltt", args, result, sltt.format_sltt)
 
 
