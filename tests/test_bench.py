@@ -13,7 +13,7 @@ import pytest
 
 from plastax.bench import timing
 from plastax.bench.alignment import parse_architecture
-from plastax.bench.scaling import _nice_floor, hidden_targets, time_targets
+from plastax.bench.scaling import _nice_floor, format_time, hidden_targets, time_targets
 from plastax.bench_cli import add_bench_commands
 from plastax.learners import SLTT, EProp
 
@@ -140,6 +140,56 @@ def test_targets_from_synthetic_results():
     cfg = dict(steps=[100, 10000], learners=["eprop"])
     met = [t["met"] for t in time_targets({"rows": rows, "config": cfg})]
     assert met == [True, False]
+
+
+def test_device_peaks_that_are_upper_bounds_are_shown_so_and_set_no_target():
+    """An accelerator's allocator peak that was set before the run bounds the run's
+    peak without measuring it: the table marks it with '≤' and no ratio or measured
+    target is computed from it; the compiled target still is."""
+    bound = "device_peak (upper bound: the peak was set before the run)"
+    rows = [
+        dict(learner="eprop", T=100, temp_bytes=100, run_peak_bytes=100, method="device_peak",
+             skipped=None),
+        dict(learner="eprop", T=10000, temp_bytes=101, run_peak_bytes=250, method=bound,
+             skipped=None),
+    ]  # fmt: skip
+    result = {
+        "rows": rows,
+        "config": dict(steps=[100, 10000], learners=["eprop"], hidden=128, batch=32),
+        "neuron": "ALIF",
+        "machine": {"backend": "gpu", "device_kind": "NVIDIA H100"},
+    }
+    result["targets"] = time_targets(result)
+    assert [t["target"] for t in result["targets"]] == ["EProp compiled memory T=10000 / T=100"]
+    table = format_time(result)
+    assert "device memory of the NVIDIA H100" in table
+    assert "≤ 0.00" in table and "| 1.010 / — |" in table
+
+
+def test_device_peak_is_the_first_runs_peak_minus_what_stays_allocated(monkeypatch):
+    """On an accelerator the run peak is the allocator's high-water mark during the first
+    run minus what is still allocated after it (arguments, and what the executable
+    keeps, such as constants allocated at its first run), from a fake allocator."""
+    state = {"in_use": 1000, "peak": 1000, "calls": 0}
+
+    def stats():
+        return {"bytes_in_use": state["in_use"], "peak_bytes_in_use": state["peak"]}
+
+    def compiled(*args):
+        state["calls"] += 1
+        if state["calls"] == 1:
+            state["in_use"] += 64  # kept: constants loaded at the first run
+        state["peak"] = max(state["peak"], state["in_use"] + 500)  # the run's scratch
+        return jnp.zeros(())
+
+    monkeypatch.setattr(timing, "_device_memory_stats", stats)
+    r = timing._peak_of(compiled, (), rss_start=0, repeats=2)
+    assert r["run_peak_bytes"] == 500
+    assert r["device_resident_after_run_bytes"] == 64
+    assert r["method"] == "device_peak" and len(r["runs"]) == 2
+    state["peak"] = 10**6  # a peak set before the run: only a bound
+    r = timing._peak_of(compiled, (), rss_start=0)
+    assert "upper bound" in r["method"]
 
 
 # ----------------------------------------------------------------------- end to end

@@ -206,9 +206,10 @@ def _load_line(result) -> str:
     m = result.get("machine", {})
     load = m.get("load_average") or {}
     start, end = load.get("start"), load.get("end")
-    where = (
-        f"{m.get('cpu_count', '?')} CPU cores ({m.get('backend', '?')}), jax {m.get('jax', '?')}"
-    )
+    where = f"{m.get('cpu_count', '?')} CPU cores"
+    if m.get("backend", "cpu") != "cpu":
+        where = f"one {m.get('device_kind') or m['backend']} ({where} beside it)"
+    where += f", jax {m.get('jax', '?')}"
     if start and end:
         where += f"; load average (1 min) {start[0]:.2f} before, {end[0]:.2f} after"
     return f"Measured on {where}; {result.get('seconds', 0):.0f} s in all."

@@ -501,6 +501,7 @@ def scaling_time(config: TimeConfig, progress: bool = True) -> dict:
                 "run_peaks_bytes",
                 "process_peak_bytes",
                 "rss_start_bytes",
+                "device_resident_after_run_bytes",
                 "compile_s",
                 "run_s",
                 "method",
@@ -540,6 +541,12 @@ def _time_line(row, t0):
     )
 
 
+def _upper_bound(row: dict) -> bool:
+    """Whether the row's measured peak is only an upper bound (an accelerator's peak
+    that had been set before the run, see :func:`plastax.bench.timing._device_peak_of`)."""
+    return "upper bound" in str(row.get("method") or "")
+
+
 def time_targets(result: dict) -> list[dict]:
     rows, cfg = result["rows"], result["config"]
     steps = sorted(cfg["steps"])
@@ -554,6 +561,8 @@ def time_targets(result: dict) -> list[dict]:
             va, vb = a.get(key), b.get(key)
             if not va or vb is None:
                 continue
+            if key == "run_peak_bytes" and (_upper_bound(a) or _upper_bound(b)):
+                continue  # not a measurement of the run alone
             ratio = vb / va
             if _base_name(spec) == "eprop":
                 out.append(_target(f"EProp {label} memory T={hi} / T={lo}", ratio, 1.05, "<="))
@@ -581,6 +590,15 @@ def _us(s):
         return "—"
     us = s * 1e6
     return f"{us:.3g}" if us < 100 else f"{us:,.0f}"
+
+
+def _device_of(result: dict) -> str | None:
+    """The accelerator the result was measured on (its kind, e.g. ``NVIDIA H100 80GB
+    HBM3``), or None for the CPU."""
+    machine = result.get("machine", {})
+    if machine.get("backend", "cpu") == "cpu":
+        return None
+    return machine.get("device_kind") or machine["backend"]
 
 
 def format_hidden(result: dict) -> str:
@@ -646,9 +664,12 @@ def format_time(result: dict) -> str:
     """Markdown table: compiled temp and measured run peak (MiB) per learner and T."""
     rows, cfg = result["rows"], result["config"]
     steps = sorted(cfg["steps"])
+    where = "process resident memory"
+    if _device_of(result) is not None:
+        where = f"device memory of the {_device_of(result)}"
     out = [
         f"**{result['neuron']}**, n = {cfg['hidden']}, B = {cfg['batch']}: "
-        "compiled temp / measured run peak (MiB)",
+        f"compiled temp / measured run peak (MiB; {where})",
         "",
         "| learner | " + " | ".join(f"T={T}" for T in steps) + " | ratio T_max / T_min |",
         "|---|" + "---|" * (len(steps) + 1),
@@ -662,7 +683,9 @@ def format_time(result: dict) -> str:
                 cells.append("skip" if r is None else f"skip: {r['skipped']}")
                 continue
             meas = r.get("run_peak_bytes")
-            cells.append(f"{_mib(r.get('temp_bytes'))} / {_mib(meas) if meas is not None else '—'}")
+            bound = "≤ " if _upper_bound(r) else ""
+            meas = f"{bound}{_mib(meas)}" if meas is not None else "—"
+            cells.append(f"{_mib(r.get('temp_bytes'))} / {meas}")
             first = first or r
             last = r
         if first is not None and last is not None and first is not last:
@@ -672,10 +695,19 @@ def format_time(result: dict) -> str:
                 if first.get("run_peak_bytes") and last.get("run_peak_bytes") is not None
                 else "—"
             )
+            if _upper_bound(first) or _upper_bound(last):
+                mr = "—"  # a ratio with an upper bound in it says nothing
             cells.append(f"{ratio:.3f} / {mr}")
         else:
             cells.append("—")
         out.append("| " + " | ".join(cells) + " |")
+    if any(_upper_bound(r) for r in rows):
+        out.append("")
+        out.append(
+            "≤: the device allocator's peak had already been set before the run (by "
+            "earlier work in the process) and cannot be reset: the run's own peak is at "
+            "most the value shown; the compiled temp is exact."
+        )
     out.append("")
     out.append(format_targets(result["targets"]))
     return "\n".join(out)

@@ -31,6 +31,13 @@ Where ``clear_refs`` cannot be written, the run peak falls back to the process p
 so compilation and the first run are included) is reported too, with the resident
 memory after imports and building the model (``rss_start_bytes``); their difference
 is the "process peak minus baseline" measure.
+
+On an accelerator the computation's memory is the device's, not the process's: the
+run peak is then the device allocator's high-water mark during a run minus the bytes
+in use before it (:func:`_device_peak_of`).  The child process does not autotune and
+takes one preallocated pool of half the device (``XLA_PYTHON_CLIENT_MEM_FRACTION``),
+so the parent must not preallocate: run it with
+``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (``scripts/gpu_bench.sh`` does).
 """
 
 from __future__ import annotations
@@ -399,11 +406,84 @@ def measure_run_peak(fn: Callable, *args) -> dict:
     return {"compile_s": compile_s, **_peak_of(compiled, args, rss_start)}
 
 
+def _device_memory_stats() -> dict | None:
+    """The allocator's statistics of the first device where it is an accelerator
+    (``bytes_in_use``, ``peak_bytes_in_use``, ...); None on the CPU, where the
+    computation's memory is the process's resident memory."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    try:
+        return device.memory_stats()
+    except Exception:  # pragma: no cover - backends without allocator statistics
+        return None
+
+
+def _device_in_use(timeout_s: float = 1.0) -> int:
+    """Device bytes in use once the runtime has released the last run's buffers
+    (freed asynchronously): wait until two reads 10 ms apart agree."""
+    deadline = time.perf_counter() + timeout_s
+    now = (_device_memory_stats() or {}).get("bytes_in_use", 0)
+    while time.perf_counter() < deadline:
+        time.sleep(0.01)
+        again = (_device_memory_stats() or {}).get("bytes_in_use", 0)
+        if again == now:
+            break
+        now = again
+    return int(now)
+
+
+def _device_peak_of(compiled, args, rss_start: int, repeats: int, budget_s) -> dict:
+    """:func:`_peak_of` on an accelerator, where the allocator's high-water mark cannot
+    be reset.  The first run's peak, minus what is still allocated once its outputs are
+    freed: the arguments, and what the executable allocates at its first run and keeps
+    (its constants; reported apart as ``device_resident_after_run_bytes``).  The
+    measuring process asks XLA not to autotune (:func:`run_in_subprocess`), which keeps
+    compilation's device scratch out of the peak; where compilation had set a higher
+    peak all the same, the value is an upper bound and ``method`` says so."""
+    before = _device_memory_stats() or {}
+    in_use, peak_before = before.get("bytes_in_use", 0), before.get("peak_bytes_in_use", 0)
+    t0 = time.perf_counter()
+    out = _block(compiled(*args))
+    first_s = time.perf_counter() - t0
+    peak = (_device_memory_stats() or {}).get("peak_bytes_in_use", 0)
+    del out
+    resident = _device_in_use()
+    method = "device_peak"
+    if peak <= peak_before:
+        method = "device_peak (upper bound: the peak was set before the run)"
+    runs = []
+    while len(runs) < max(int(repeats), 1):
+        t0 = time.perf_counter()
+        _block(compiled(*args))
+        runs.append(time.perf_counter() - t0)
+        if budget_s is not None and sum(runs) + runs[-1] > budget_s:
+            break
+    run_peak = max(peak - max(resident, in_use), 0)
+    return {
+        "run_peak_bytes": int(run_peak),
+        "run_peaks_bytes": [int(run_peak)],
+        "device_bytes_in_use_before_run": int(in_use),
+        "device_resident_after_run_bytes": int(resident - in_use),
+        "device_peak_bytes": int(peak),
+        "rss_start_bytes": int(rss_start),
+        "process_peak_bytes": _maxrss_bytes(),
+        "first_run_s": first_s,
+        "runs": runs,
+        "run_s": statistics.median(runs),
+        "method": method,
+        **_memory_of(compiled),
+    }
+
+
 def _peak_of(compiled, args, rss_start: int, repeats: int = 1, budget_s=None) -> dict:
     """A warm-up run, then up to ``repeats`` measured runs, each timed and each with
     the high-water mark reset before it.  The run peak is the median of the measured
     peaks, so that a stray allocation of the runtime in one run (a thread's arena) does
-    not count."""
+    not count.  On an accelerator, the device allocator's peak instead
+    (:func:`_device_peak_of`)."""
+    if _device_memory_stats() is not None:
+        return _device_peak_of(compiled, args, rss_start, repeats, budget_s)
     rss_before_first = _status_kib().get("VmRSS", 0) * 1024
     t0 = time.perf_counter()
     out = _block(compiled(*args))
@@ -455,7 +535,11 @@ def measure_config(
     ``learner``: a spec for :func:`parse_learner`, or ``"inference"`` for ``model(x)``.
     ``run=False``: compile only."""
     model = build_network(**network)
-    x, t, m = jax.block_until_ready(make_inputs(model, n_steps, batch))
+    # Drawn on the host, then copied: drawing them on an accelerator would leave the
+    # random draw's temporaries in the allocator's peak, which cannot be reset.
+    with jax.default_device(jax.devices("cpu")[0]):
+        inputs = make_inputs(model, n_steps, batch)
+    x, t, m = jax.block_until_ready(jax.device_put(inputs, jax.devices()[0]))
     if learner == "inference":
         f, p = inference_function(model)
         args = (p, x)
@@ -508,6 +592,13 @@ def run_in_subprocess(target: str, kwargs: dict, *, timeout: float | None = None
     with glibc's mmap threshold fixed at 64 KiB (see the module docstring).  A failure
     in the child is returned as ``{"error": ...}``, not raised."""
     env = dict(os.environ)
+    if jax.default_backend() == "gpu":
+        # No autotuning scratch in the device peak; and one preallocated pool, from
+        # which the allocator splits exact chunks: growing on demand instead rounds
+        # allocations up to its doubling region sizes, which blurs the peak by up to 2x.
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0").strip()
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "true"
+        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
     env.setdefault("MALLOC_TRIM_THRESHOLD_", "0")
     try:
@@ -535,6 +626,7 @@ def machine_info() -> dict:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "x64": bool(jax.config.read("jax_enable_x64")),
