@@ -82,3 +82,52 @@ def test_bad_chunk_is_refused(bad):
         EProp(chunk=bad)
     with pytest.raises(ValueError, match="chunk"):
         SLTT(chunk=bad)
+
+
+@pytest.mark.parametrize(
+    "learner",
+    [EProp(chunk=4), SLTT(chunk=4), SLTT(k=3, chunk=4)],
+    ids=["EProp", "SLTT", "SLTT-K"],
+)
+def test_advance_in_chunks_equals_step_by_step(x64, learner):
+    """``advance`` (a block of steps between two optimizer updates) goes in chunks and
+    leaves exactly the state that T calls of ``step`` leave: network state, traces,
+    readout filter, accumulated gradient and loss, time and key; T = 13 is 3 chunks of
+    4 and one step left over, which must not be padded (the state is carried on)."""
+    T, B, n_in = 13, 3, 5
+    model = plastax.Network(
+        [plastax.Layer(ALIF(), 6), plastax.Layer(LIF(), 5)],
+        plastax.LeakyReadout(3, 8.0),
+        n_in=n_in,
+        key=jax.random.key(0),
+    )
+    k1, k2 = jax.random.split(jax.random.key(2))
+    x = (jax.random.uniform(k1, (T, B, n_in)) < 0.4).astype(float)
+    t = jax.random.randint(k2, (T, B), 0, 3)
+    w = jnp.linspace(0.5, 1.5, T) / T
+    mask = jnp.ones(T)
+    start = learner.init(model, B, key=jax.random.key(3), mask=mask)
+    start = start._replace(
+        net=jax.tree.map(lambda a: a + 0.3, start.net)  # carried in from earlier steps
+    )
+
+    @eqx.filter_jit
+    def stepwise(start):
+        st = start
+        for i in range(T):
+            st, _ = learner.step(model, st, x[i], t[i], w[i])
+        return st
+
+    chunked = eqx.filter_jit(learner.advance)(model, start, x, t, w)
+    reference = stepwise(start)
+    assert int(chunked.t) == int(reference.t) == T
+    a_leaves = jax.tree.leaves(eqx.filter(chunked, eqx.is_inexact_array))
+    b_leaves = jax.tree.leaves(eqx.filter(reference, eqx.is_inexact_array))
+    assert len(a_leaves) == len(b_leaves)
+    for a, b in zip(a_leaves, b_leaves, strict=True):
+        assert jnp.allclose(a, b, rtol=1e-11, atol=1e-13), float(jnp.max(jnp.abs(a - b)))
+    assert jnp.array_equal(jax.random.key_data(chunked.key), jax.random.key_data(reference.key))
+    assert float(jnp.abs(chunked.loss)) > 0
+    # Padding the last chunk instead runs the network on through the padding steps.
+    padded = eqx.filter_jit(lambda s: learner.advance(model, s, x, t, w, pad=True))(start)
+    assert int(padded.t) == 16

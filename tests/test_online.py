@@ -86,6 +86,33 @@ def test_update_every_applies_several_updates():
     assert diff > 1e-6  # four updates within the sequence differ from one at its end
 
 
+def test_update_every_blocks_go_in_chunks_and_equal_single_steps(x64):
+    """Each block of ``--update-every`` steps advances through ``learner.advance``, in
+    chunks: EProp(chunk=4) and EProp(chunk=1) train to the same parameters (blocks of
+    5 steps: a chunk and one step left over, the network state carried between
+    blocks)."""
+    model, x_all, y_all, mask, idx = _setup()
+    assert model.dtype == jnp.float64
+    x_all = x_all.astype(jnp.float64)
+    opt = optax.sgd(0.1)
+    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    results = []
+    for learner in (EProp(chunk=1), EProp(chunk=4)):
+        args = (model, opt_state, x_all, y_all, idx, mask, jax.random.key(0), 0, learner, opt,
+                plastax.losses.cross_entropy)  # fmt: skip
+        results.append(eqx.filter_jit(_online_train_step)(*args, update_every=5))
+    (m1, _, l1, _), (m4, _, l4, _) = results
+    assert jnp.allclose(l1, l4, rtol=1e-11)
+    changed = jnp.max(jnp.abs(m1.readout.weight - model.readout.weight))
+    assert changed > 1e-6
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter(m1, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(m4, eqx.is_array)),
+        strict=True,
+    ):
+        assert jnp.allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
 def test_update_every_needs_an_online_learner():
     with pytest.raises(ValueError, match="expected an online learner"):
         plastax.TrainConfig(learner="bptt", update_every=5)

@@ -542,12 +542,7 @@ def _online_train_step(
     def chunk(carry, xs):
         params, opt_state, lstate, flags = carry
         net = eqx.combine(params, static)
-
-        def body(st, xs_):
-            st, _ = learner.step(net, st, *xs_, loss=loss)
-            return st, None
-
-        lstate, _ = jax.lax.scan(body, lstate, xs)
+        lstate = learner.advance(net, lstate, *xs, loss=loss)  # in chunks where cheaper
         grads = learner.grads(lstate)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = eqx.apply_updates(params, updates)

@@ -351,34 +351,58 @@ class AbstractOnlineLearner(AbstractLearner):
         self._require_per_step(loss)
         weights = mask / mask_norm(mask)
         state = self.init(model, inputs.shape[1], key=key, mask=mask)
+        # The steps after the last one are padding of weight 0 (the state is not used
+        # afterwards), so the whole sequence goes in chunks.
+        state = self.advance(model, state, inputs, targets, weights, loss=loss, pad=True)
+        return state.loss, self.grads(state)
+
+    def advance(
+        self,
+        model: Network,
+        state: OnlineState,
+        inputs,
+        targets,
+        weights,
+        *,
+        loss: AbstractLoss = cross_entropy,
+        pad: bool = False,
+    ) -> OnlineState:
+        """``len(inputs)`` calls of :meth:`step` (``inputs`` (T, B, n_in), ``targets``
+        and ``weights`` (T,) stacked likewise), :meth:`chunk_size` steps at a time where
+        the learner has a cheaper chunk update: the same state, loss and accumulated
+        gradient up to rounding.  Use it for a block of steps between two optimizer
+        updates.
+
+        ``pad=False``: the steps that do not fill a last chunk go one at a time, so the
+        network state carried out is exactly that after T steps.  ``pad=True``: the last
+        chunk is filled with steps of weight 0 instead (no loss, no gradient, but the
+        network runs on): for the end of a sequence whose state is not used again."""
+        self._require_per_step(loss)
         T = inputs.shape[0]
         K = min(self.chunk_size(), T)
+        xs = (inputs, targets, jnp.asarray(weights, model.dtype))
+
+        def one(st, xs_):
+            st, _ = self.step(model, st, *xs_, loss=loss)
+            return st, None
+
         if K <= 1:
-
-            def body(st, xs):
-                st, _ = self.step(model, st, *xs, loss=loss)
-                return st, None
-
-            state, _ = jax.lax.scan(body, state, (inputs, targets, weights))
-            return state.loss, self.grads(state)
-
+            return jax.lax.scan(one, state, xs)[0]
         # K steps at a time: the forward passes and learning signals of a chunk first
         # (they do not depend on the traces), then the traces advance K steps at once.
-        # The last chunk is padded with steps of weight 0, which add nothing to the loss
-        # or the gradient (at most K - 1 of them): one compiled chunk of fixed size, so
-        # memory does not depend on T.  Each chunk gathers its K steps (padding filled
-        # in), so nothing of size T is copied.
-        n_chunks = -(-T // K)
+        # One compiled chunk of fixed size, so memory does not depend on T.  Each chunk
+        # gathers its K steps (padding filled in), so nothing of size T is copied.
+        n_chunks = -(-T // K) if pad else T // K
 
         def body(st, i):
             idx = i * K + jnp.arange(K)
-            chunk = tuple(
-                a.at[idx].get(mode="fill", fill_value=0) for a in (inputs, targets, weights)
-            )
+            chunk = tuple(a.at[idx].get(mode="fill", fill_value=0) for a in xs)
             return self._chunk(model, st, chunk, loss), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
-        return state.loss, self.grads(state)
+        if n_chunks * K < T:  # the rest, step by step
+            state, _ = jax.lax.scan(one, state, tuple(a[n_chunks * K :] for a in xs))
+        return state
 
     # ---------------------------------------------------------------- chunks of steps
     def chunk_size(self) -> int:
