@@ -146,7 +146,7 @@ def test_device_peaks_that_are_upper_bounds_are_shown_so_and_set_no_target():
     """An accelerator's allocator peak that was set before the run bounds the run's
     peak without measuring it: the table marks it with '≤' and no ratio or measured
     target is computed from it; the compiled target still is."""
-    bound = "device_peak (upper bound: the peak was set before the run)"
+    bound = timing.UPPER_BOUND
     rows = [
         dict(learner="eprop", T=100, temp_bytes=100, run_peak_bytes=100, method="device_peak",
              skipped=None),

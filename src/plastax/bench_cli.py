@@ -203,12 +203,14 @@ def _measured(run, config) -> dict:
 
 
 def _load_line(result) -> str:
+    from .bench.timing import device_of
+
     m = result.get("machine", {})
     load = m.get("load_average") or {}
     start, end = load.get("start"), load.get("end")
     where = f"{m.get('cpu_count', '?')} CPU cores"
-    if m.get("backend", "cpu") != "cpu":
-        where = f"one {m.get('device_kind') or m['backend']} ({where} beside it)"
+    if device_of(m) is not None:
+        where = f"one {device_of(m)} ({where} beside it)"
     where += f", jax {m.get('jax', '?')}"
     if start and end:
         where += f"; load average (1 min) {start[0]:.2f} before, {end[0]:.2f} after"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from .timing import device_of, peak_is_upper_bound
+
 __all__ = ["plot_scaling_hidden", "plot_scaling_time", "plot_alignment", "plot_sltt", "PLOTS"]
 
 _COLORS = {
@@ -104,9 +106,7 @@ def plot_scaling_hidden(result: dict, path) -> str:
                 ax.set_ylabel("time per step (µs)")
     axes[0][0].legend(fontsize=7, loc="upper left")
     machine = result.get("machine", {})
-    where = f"{machine.get('cpu_count', '?')} CPU cores"
-    if machine.get("backend", "cpu") != "cpu":
-        where = machine.get("device_kind") or machine["backend"]
+    where = device_of(machine) or f"{machine.get('cpu_count', '?')} CPU cores"
     fig.suptitle(f"Time per step against hidden size (T = {cfg['steps']}, {where})", fontsize=10)
     return _save(fig, path)
 
@@ -128,7 +128,7 @@ def plot_scaling_time(result: dict, path) -> str:
                 and not r.get("skipped")
                 and r.get(key)
                 # an accelerator's peak set before the run bounds it, does not measure it
-                and not (key == "run_peak_bytes" and "upper bound" in str(r.get("method")))
+                and not (key == "run_peak_bytes" and peak_is_upper_bound(r))
             )
             if not pts:
                 continue

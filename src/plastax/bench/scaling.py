@@ -31,12 +31,14 @@ from .timing import (
     NEURON_NOTES,
     NEURONS,
     build_network,
+    device_of,
     inference_function,
     learner_function,
     machine_info,
     make_inputs,
     measure_config,
     parse_learner,
+    peak_is_upper_bound,
     run_in_subprocess,
     time_interleaved,
     trace_bytes,
@@ -541,12 +543,6 @@ def _time_line(row, t0):
     )
 
 
-def _upper_bound(row: dict) -> bool:
-    """Whether the row's measured peak is only an upper bound (an accelerator's peak
-    that had been set before the run, see :func:`plastax.bench.timing._device_peak_of`)."""
-    return "upper bound" in str(row.get("method") or "")
-
-
 def time_targets(result: dict) -> list[dict]:
     rows, cfg = result["rows"], result["config"]
     steps = sorted(cfg["steps"])
@@ -561,7 +557,7 @@ def time_targets(result: dict) -> list[dict]:
             va, vb = a.get(key), b.get(key)
             if not va or vb is None:
                 continue
-            if key == "run_peak_bytes" and (_upper_bound(a) or _upper_bound(b)):
+            if key == "run_peak_bytes" and (peak_is_upper_bound(a) or peak_is_upper_bound(b)):
                 continue  # not a measurement of the run alone
             ratio = vb / va
             if _base_name(spec) == "eprop":
@@ -590,15 +586,6 @@ def _us(s):
         return "—"
     us = s * 1e6
     return f"{us:.3g}" if us < 100 else f"{us:,.0f}"
-
-
-def _device_of(result: dict) -> str | None:
-    """The accelerator the result was measured on (its kind, e.g. ``NVIDIA H100 80GB
-    HBM3``), or None for the CPU."""
-    machine = result.get("machine", {})
-    if machine.get("backend", "cpu") == "cpu":
-        return None
-    return machine.get("device_kind") or machine["backend"]
 
 
 def format_hidden(result: dict) -> str:
@@ -664,9 +651,8 @@ def format_time(result: dict) -> str:
     """Markdown table: compiled temp and measured run peak (MiB) per learner and T."""
     rows, cfg = result["rows"], result["config"]
     steps = sorted(cfg["steps"])
-    where = "process resident memory"
-    if _device_of(result) is not None:
-        where = f"device memory of the {_device_of(result)}"
+    device = device_of(result.get("machine", {}))
+    where = "process resident memory" if device is None else f"device memory of the {device}"
     out = [
         f"**{result['neuron']}**, n = {cfg['hidden']}, B = {cfg['batch']}: "
         f"compiled temp / measured run peak (MiB; {where})",
@@ -683,7 +669,7 @@ def format_time(result: dict) -> str:
                 cells.append("skip" if r is None else f"skip: {r['skipped']}")
                 continue
             meas = r.get("run_peak_bytes")
-            bound = "≤ " if _upper_bound(r) else ""
+            bound = "≤ " if peak_is_upper_bound(r) else ""
             meas = f"{bound}{_mib(meas)}" if meas is not None else "—"
             cells.append(f"{_mib(r.get('temp_bytes'))} / {meas}")
             first = first or r
@@ -695,13 +681,13 @@ def format_time(result: dict) -> str:
                 if first.get("run_peak_bytes") and last.get("run_peak_bytes") is not None
                 else "—"
             )
-            if _upper_bound(first) or _upper_bound(last):
+            if peak_is_upper_bound(first) or peak_is_upper_bound(last):
                 mr = "—"  # a ratio with an upper bound in it says nothing
             cells.append(f"{ratio:.3f} / {mr}")
         else:
             cells.append("—")
         out.append("| " + " | ".join(cells) + " |")
-    if any(_upper_bound(r) for r in rows):
+    if any(peak_is_upper_bound(r) for r in rows):
         out.append("")
         out.append(
             "≤: the device allocator's peak had already been set before the run (by "

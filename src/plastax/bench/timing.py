@@ -419,6 +419,25 @@ def _device_memory_stats() -> dict | None:
         return None
 
 
+UPPER_BOUND = "device_peak (upper bound: the peak was set before the run)"
+"""``method`` of a measured peak that only bounds the run's own (see
+:func:`_device_peak_of`)."""
+
+
+def peak_is_upper_bound(row: dict) -> bool:
+    """Whether a result row's measured peak is only an upper bound: an accelerator's
+    allocator peak that had been set before the run."""
+    return row.get("method") == UPPER_BOUND
+
+
+def device_of(machine: dict) -> str | None:
+    """The accelerator that :func:`machine_info` describes (its kind, e.g. ``NVIDIA
+    H100 80GB HBM3``), or None where the numbers come from the CPU."""
+    if machine.get("backend", "cpu") == "cpu":
+        return None
+    return machine.get("device_kind") or machine["backend"]
+
+
 def _device_in_use(timeout_s: float = 1.0) -> int:
     """Device bytes in use once the runtime has released the last run's buffers
     (freed asynchronously): wait until two reads 10 ms apart agree."""
@@ -449,9 +468,7 @@ def _device_peak_of(compiled, args, rss_start: int, repeats: int, budget_s) -> d
     peak = (_device_memory_stats() or {}).get("peak_bytes_in_use", 0)
     del out
     resident = _device_in_use()
-    method = "device_peak"
-    if peak <= peak_before:
-        method = "device_peak (upper bound: the peak was set before the run)"
+    method = UPPER_BOUND if peak <= peak_before else "device_peak"
     runs = []
     while len(runs) < max(int(repeats), 1):
         t0 = time.perf_counter()
