@@ -13,7 +13,29 @@ import pytest
 import plastax
 from plastax.bench import compare_grads
 from plastax.learners import SLTT, EProp
-from plastax.neurons import ALIF, LIF, LSTM, CuBaLIF
+from plastax.neurons import ALIF, LIF, LSTM, AbstractNeuron, CuBaLIF
+from plastax.surrogate import FastSigmoid
+
+
+class ExcInhLIF(AbstractNeuron):
+    """A LIF with separate excitatory and inhibitory synaptic currents (m = 2), each
+    filtered, and a detached reset: its blocks are constants, so its traces are
+    factorised with two currents per neuron."""
+
+    state_names = ("e", "i", "v")
+    n_currents = 2
+
+    def init_state(self):
+        return (0.0, 0.0, 0.0)
+
+    def step(self, state, currents):
+        e, i, v = state
+        z = jax.lax.stop_gradient(self.output(state))
+        e, i = 0.8 * e + currents[0], 0.6 * i + currents[1]
+        return (e, i, 0.9 * v + e - 0.5 * i - z)
+
+    def output(self, state):
+        return FastSigmoid(10.0)(state[2] - 1.0)
 
 NEURONS = {
     "LIF": LIF,  # full traces, d = 1
@@ -22,6 +44,7 @@ NEURONS = {
     "CuBaLIF-detached": lambda: CuBaLIF(detach_reset=True),  # factorised, d = 2
     "LSTM": LSTM,  # m = 4 currents
     "LIF-tau": lambda: LIF(tau_mem=jnp.full(7, 20.0)),  # per-neuron parameters
+    "ExcInh": ExcInhLIF,  # factorised, d = 3, m = 2
 }
 
 
@@ -39,6 +62,8 @@ CASES = [  # (neuron, readout, layers): every trace mode with and without the le
     ("CuBaLIF-detached", "leaky", 1),
     ("LSTM", "linear", 1),
     ("LIF-tau", "leaky", 1),
+    ("ExcInh", "linear", 1),
+    ("ExcInh", "leaky", 1),
 ]
 
 
@@ -56,6 +81,8 @@ def test_chunks_equal_single_steps(x64, neuron, readout, layers):
         n_in=n_in,
         key=jax.random.key(0),
     )
+    if neuron.endswith(("detached", "ExcInh")):
+        assert EProp().is_factorised(model.layers[0], model.dtype)
     for cls in (EProp, SLTT):
         loss1, g1 = _vg(cls(chunk=1), model, x, t, mask)
         loss8, g8 = _vg(cls(chunk=8), model, x, t, mask)

@@ -345,6 +345,76 @@ def _chunk_coefficients(J, D, psi, lam, kappa, full, filtered):
     return outs, a, h, P
 
 
+def _factorised_maps(J0, D0, K: int):
+    """The chunk's filter of factorised traces as matrices known when compiling (float64
+    numpy): ``E_k = J0^(k+1) e + sum_{s <= k} J0^(k-s) D0 u_s`` for steps k < K.
+
+    Returns ``A_u`` (K, m, K, d), ``A_e`` (d, K, d) and ``powers`` (J0^0 ... J0^K):
+    with ``w_k`` (d,) the weight of step k's trace in the gradient (row vectors),
+    ``sum_k w_k . E_k = sum_s w~_s u_s + w_e . e`` where
+    ``w~_s[c] = sum_{k, i} A_u[s, c, k, i] w_k[i]`` and ``w_e[j] = sum_{k, i} A_e[j, k, i]
+    w_k[i]``: the filter moved from the presynaptic signals onto the learning signal."""
+    d, m = D0.shape
+    powers = [np.eye(d)]
+    for _ in range(K):
+        powers.append(J0 @ powers[-1])
+    A_u = np.zeros((K, m, K, d))
+    for s_ in range(K):
+        for k_ in range(s_, K):
+            A_u[s_, :, k_, :] = (powers[k_ - s_] @ D0).T
+    A_e = np.stack([powers[k_ + 1].T for k_ in range(K)], axis=1)  # (d, K, d)
+    return A_u, A_e, powers
+
+
+def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
+    """K steps of factorised traces (shared by every neuron of a layer) at once.
+
+    ``lam`` (K, B, n) learning signals, ``pn`` (K, B, d, n) ``psi``, ``U`` (K, B, Q) the
+    presynaptic signals of all weight groups side by side, ``e_prev`` (B, d, m, Q) their
+    traces before the chunk.  Returns the gradient (Q, n, m), the traces after the
+    chunk (B, d, m, Q) and, with ``filtered``, the traces of every step (K, B, d, m, Q)
+    that a leaky readout's filter needs (else ``None``).
+
+    The filter acts on the learning signal (:func:`_factorised_maps`): with one current
+    per neuron (m = 1) the gradient is ONE matrix product over the K B rows of ``U``
+    and the B d rows of the trace carried in, stacked below them, and the weights of
+    those rows come from one small product over the K steps.  The trace after the
+    chunk is a weighted sum of the same rows (one fused pass); no trace of any other
+    step is formed unless ``filtered``."""
+    J0, D0 = (np.asarray(c, np.float64) for c in constants)
+    K, B, Q = U.shape
+    d, m = D0.shape
+    n, dt = lam.shape[-1], lam.dtype
+    A_u, A_e, powers = _factorised_maps(J0, D0, K)
+    w = lam[:, :, None, :] * pn  # (K, B, d, n): the weight of each step's trace
+    if m == 1:  # rows of U, then rows of e_prev (b, j) as (j, b)
+        A = jnp.asarray(np.concatenate([A_u[:, 0], A_e], axis=0), dt)  # (K + d, K, d)
+        rows_w = jnp.einsum("xki,kbin->xbn", A, w)  # (K + d, B, n)
+        rows_u = jnp.concatenate([U, jnp.swapaxes(e_prev[:, :, 0, :], 0, 1)], axis=0)
+        g = (rows_u.reshape(-1, Q).T @ rows_w.reshape(-1, n))[:, :, None]
+    else:
+        w_u = jnp.einsum("sckd,kbdn->sbcn", jnp.asarray(A_u, dt), w)  # (K, B, m, n)
+        w_e = jnp.einsum("jkd,kbdn->bjn", jnp.asarray(A_e, dt), w)  # (B, d, n)
+        g = _outer_grad(w_u, U) + jnp.einsum("bjn,bjcq->qnc", w_e, e_prev)
+    # e_K = J0^K e + sum_s J0^(K-1-s) D0 u_s, unrolled over the K steps (one fused pass;
+    # as a product over the K axis, XLA CPU transposes U first).
+    last = [jnp.asarray(powers[K - 1 - s] @ D0, dt) for s in range(K)]
+    e_last = jnp.einsum("ji,bicq->bjcq", jnp.asarray(powers[K], dt), e_prev) + sum(
+        last[s][None, :, :, None] * U[s][:, None, None, :] for s in range(K)
+    )
+    E_all = None
+    if filtered:
+        Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
+        Mm = np.zeros((K, K, d, m))
+        for k_ in range(K):
+            for s_ in range(k_ + 1):
+                Mm[k_, s_] = powers[k_ - s_] @ D0
+        E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum(
+            "ksdm,sbq->kbdmq", jnp.asarray(Mm, dt), U
+        )
+    return g, e_last, E_all
+
+
 def local_traces_chunk(layer, trace: EPropTrace, ctxs: StepContext, lams, kappa, mode, constants):
     """K steps of :func:`local_traces_update` at once (``ctxs``, ``lams`` stacked on a
     leading axis of length K); same result up to rounding."""
@@ -378,44 +448,10 @@ def local_traces_chunk(layer, trace: EPropTrace, ctxs: StepContext, lams, kappa,
     if mode == "full":
         gemm = split(_outer_grad(co["c"], U), 0)
     elif mode == "factorised":
-        # E_k = J0^(k+1) e + sum_{s <= k} J0^(k-s) D0 u_s, all k at once: J0, D0 are
-        # constants, so the chunk's filter is a (K d m, K) matrix known when compiling.
-        J0, D0 = (np.asarray(c, np.float64) for c in constants)
-        d = J0.shape[0]
-        powers = [np.eye(d)]
-        for _ in range(K):
-            powers.append(J0 @ powers[-1])
-        Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
-        Mm = np.zeros((K, K) + D0.shape)
-        for k_ in range(K):
-            for s_ in range(k_ + 1):
-                Mm[k_, s_] = powers[k_ - s_] @ D0
-        Mm = jnp.asarray(Mm, dt)
         e_prev = jnp.concatenate([getattr(trace, "e_" + name) for name, _ in groups], axis=-1)
-        w = co["l"][:, :, None, :] * pn  # (K, B, d, n)
-        # sum_k w_k . E_k without forming E: the filter moved onto the learning signal,
-        # r_s = w_s + r_{s+1} J0 (row vectors), w~_s = r_s D0, then one product over the
-        # K B rows with U and one over the B rows with the trace carried into the chunk.
-        # The recursion is unrolled: its (K, B, d, n) values are small, so XLA may fuse
-        # it freely (its only consumers are the two products).
-        Jc, Dc = jnp.asarray(J0, dt), jnp.asarray(D0, dt)
-        r, w_u = None, [None] * K
-        for s_ in range(K - 1, -1, -1):
-            r = w[s_] if r is None else w[s_] + jnp.einsum("bdn,de->ben", r, Jc)
-            w_u[s_] = jnp.einsum("bdn,dm->bmn", r, Dc)
-        w_u = jnp.stack(w_u)  # (K, B, m, n)
-        w_e = jnp.einsum("bdn,de->ben", r, Jc)  # (B, d, n): r_0 J0
-        g_all = _outer_grad(w_u, U) + jnp.einsum("ben,bemq->qnm", w_e, e_prev)
-        gemm = split(g_all, 0)
-        e_last = jnp.einsum("de,bemq->bdmq", Pw[-1], e_prev) + jnp.einsum(
-            "sdm,sbq->bdmq", Mm[-1], U
-        )
-        e_groups = split(e_last, -1)
-        if filtered:
-            E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum(
-                "ksdm,sbq->kbdmq", Mm, U
-            )  # (K, B, d, m, Q)
-            E_groups = split(E_all, -1)
+        g_all, e_last, E_all = _factorised_chunk(constants, co["l"], pn, U, e_prev, filtered)
+        gemm, e_groups = split(g_all, 0), split(e_last, -1)
+        E_groups = split(E_all, -1) if filtered else None
     else:
         A = _vm(pn, Dn)  # (K, B, m, n): dz_s/dI_s
         gemm = split(_outer_grad(co["l"][:, :, None, :] * A, U), 0)
