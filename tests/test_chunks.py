@@ -37,6 +37,7 @@ class ExcInhLIF(AbstractNeuron):
     def output(self, state):
         return FastSigmoid(10.0)(state[2] - 1.0)
 
+
 NEURONS = {
     "LIF": LIF,  # full traces, d = 1
     "LIF-detached": lambda: LIF(detach_reset=True),  # factorised traces
