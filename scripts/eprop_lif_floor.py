@@ -114,7 +114,7 @@ def main(argv=None) -> None:
     px, pt, pm = make_inputs(model, T, B)
     f_inf, p_inf = inference_function(model)
     f_ep, p_ep = learner_function(parse_learner(f"eprop:chunk={a.chunk}"), model)
-    f_ep16, _ = learner_function(parse_learner("eprop"), model)
+    f_ep_default, _ = learner_function(parse_learner("eprop"), model)
 
     def minimal(*args):
         return lif_eprop_minimal(*args, chunk=a.chunk)
@@ -124,7 +124,7 @@ def main(argv=None) -> None:
         f"hand-written e-prop, chunk {a.chunk}": (minimal, (w_in, w_rec, w_out, x, targets)),
         "plastax inference": (f_inf, (p_inf, px)),
         f"plastax EProp(chunk={a.chunk})": (f_ep, (p_ep, px, pt, pm)),
-        "plastax EProp() (chunk 16)": (f_ep16, (p_ep, px, pt, pm)),
+        "plastax EProp() (default chunk, 32 here)": (f_ep_default, (p_ep, px, pt, pm)),
     }
     r = time_interleaved(jobs, repeats=a.repeats)
     step = {k: v["min_s"] / T * 1e6 for k, v in r.items()}

@@ -93,6 +93,27 @@ def test_chunks_equal_single_steps(x64, neuron, readout, layers):
         assert stats["norm_ratio"] > 0  # the gradient is not trivially zero
 
 
+def test_default_chunk_follows_the_trace_mode():
+    """``EProp()`` picks 32 steps per chunk when every layer is factorised, 16 when any
+    layer keeps full traces; an explicit ``chunk`` always wins."""
+
+    def net(*neurons):
+        return plastax.Network(
+            [plastax.Layer(nrn, 4) for nrn in neurons],
+            plastax.LinearReadout(2),
+            n_in=3,
+            key=jax.random.key(0),
+        )
+
+    factorised = net(LIF(detach_reset=True), CuBaLIF(detach_reset=True))
+    mixed = net(LIF(detach_reset=True), ALIF())
+    assert EProp().chunk_size(factorised) == 32
+    assert EProp().chunk_size(mixed) == 16
+    assert EProp(factorise=False).chunk_size(factorised) == 16
+    assert EProp(chunk=5).chunk_size(factorised) == 5
+    assert SLTT().chunk_size(factorised) == 8
+
+
 def test_chunk_longer_than_the_sequence(x64):
     model = plastax.Network(
         [plastax.Layer(ALIF(), 6)], plastax.LinearReadout(2), n_in=4, key=jax.random.key(0)

@@ -379,7 +379,7 @@ class AbstractOnlineLearner(AbstractLearner):
         network runs on): for the end of a sequence whose state is not used again."""
         self._require_per_step(loss)
         T = inputs.shape[0]
-        K = min(self.chunk_size(), T)
+        K = min(self.chunk_size(model), T)
         xs = (inputs, targets, jnp.asarray(weights, model.dtype))
 
         def one(st, xs_):
@@ -405,8 +405,9 @@ class AbstractOnlineLearner(AbstractLearner):
         return state
 
     # ---------------------------------------------------------------- chunks of steps
-    def chunk_size(self) -> int:
-        """Steps that :meth:`value_and_grad` processes together (1: one at a time).
+    def chunk_size(self, model: Network | None = None) -> int:
+        """Steps that :meth:`value_and_grad` processes together for ``model`` (1: one
+        at a time).
 
         Learners that override :meth:`update_chunk` with something cheaper than K
         single steps return more; the result is the same up to rounding."""

@@ -36,7 +36,7 @@ class SLTT(AbstractOnlineLearner):
     chunk: int = eqx.field(static=True, default=8)
     name: ClassVar[str] = "sltt"
 
-    def chunk_size(self) -> int:
+    def chunk_size(self, model=None) -> int:
         return self.chunk
 
     def update_chunk(self, layer, trace, ctxs, lams, kappa):
