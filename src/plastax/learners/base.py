@@ -405,6 +405,14 @@ class AbstractOnlineLearner(AbstractLearner):
         return state
 
     # ---------------------------------------------------------------- chunks of steps
+    def constant_blocks(self, layer, dtype):
+        """``(J, D)`` (numpy, (d, d) and (d, m)) when ``layer``'s neuron-local Jacobian
+        blocks are constants and they are all this learner needs of the layer's steps
+        besides the new states (no per-neuron parameters, no state before the step):
+        then a chunk keeps only the new states of its steps.  ``None`` (default):
+        the blocks are derived from the states and currents of every step."""
+        return None
+
     def chunk_size(self, model: Network | None = None) -> int:
         """Steps that :meth:`value_and_grad` processes together for ``model`` (1: one
         at a time).
@@ -508,15 +516,31 @@ class AbstractOnlineLearner(AbstractLearner):
             m_in, m_rec = layer.masks(dt)
             I_in = jnp.einsum("kbp,pnm->kbnm", h, layer.w_in * m_in) + layer.bias
             w_rec = layer.w_rec * m_rec if layer.recurrent else None
+            const = self.constant_blocks(layer, dt)
 
-            def body(s, I_t, layer=layer, w_rec=w_rec):
+            def body(s, I_t, layer=layer, w_rec=w_rec, const=const):
                 if layer.recurrent:
                     z_prev = layer_output(layer.neuron, s)
                     I_t = I_t + jnp.einsum("bq,qnm->bnm", z_prev, w_rec)
-                return layer_step(layer.neuron, s, I_t), (s, I_t)
+                s_new = layer_step(layer.neuron, s, I_t)
+                # constant blocks: the new states are all a chunk needs (one stacked
+                # output instead of two, and no step recomputed afterwards)
+                return s_new, (s_new if const is not None else (s, I_t))
 
-            s_last, (s_prev, I) = jax.lax.scan(body, state.net.layers[l], I_in)
-            blocks = layer_blocks(layer.neuron, flat(s_prev), flat(I))
+            s_last, out = jax.lax.scan(body, state.net.layers[l], I_in)
+            if const is None:
+                s_prev, I = out
+                blocks = layer_blocks(layer.neuron, flat(s_prev), flat(I))
+            else:
+                s_prev = jnp.concatenate([state.net.layers[l][None], out[:-1]])
+                n = layer.n
+                J0, D0 = (jnp.asarray(c, dt) for c in const)
+                blocks = LocalBlocks(
+                    flat(out),
+                    jnp.broadcast_to(J0, (K * B, n) + J0.shape),
+                    jnp.broadcast_to(D0, (K * B, n) + D0.shape),
+                    jnp.zeros((K * B, n, J0.shape[0], 0), dt),
+                )
             z, psi = output_jacobian(layer.neuron, blocks.s_new)
             dz_dphi = output_param_jacobian(layer.neuron, blocks.s_new) if n_phi(layer) else None
             z_prev = layer_output(layer.neuron, flat(s_prev)) if layer.recurrent else None

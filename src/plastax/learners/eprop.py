@@ -392,16 +392,22 @@ def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
         rows_w = jnp.einsum("xki,kbin->xbn", A, w)  # (K + d, B, n)
         rows_u = jnp.concatenate([U, jnp.swapaxes(e_prev[:, :, 0, :], 0, 1)], axis=0)
         g = (rows_u.reshape(-1, Q).T @ rows_w.reshape(-1, n))[:, :, None]
+        # e_K = J0^K e + sum_s J0^(K-1-s) D0 u_s: a weighted sum of the same rows,
+        # unrolled (one fused pass; as a product over the K axis, XLA CPU transposes
+        # the rows first).  Reading rows_u, not U, leaves the product as U's only
+        # consumer, so U is never materialised apart from rows_u.
+        coef = [powers[K - 1 - s] @ D0[:, 0] for s in range(K)] + list(powers[K].T)
+        e_last = sum(
+            jnp.asarray(c, dt)[None, :, None] * rows_u[x][:, None, :] for x, c in enumerate(coef)
+        )[:, :, None, :]
     else:
         w_u = jnp.einsum("sckd,kbdn->sbcn", jnp.asarray(A_u, dt), w)  # (K, B, m, n)
         w_e = jnp.einsum("jkd,kbdn->bjn", jnp.asarray(A_e, dt), w)  # (B, d, n)
         g = _outer_grad(w_u, U) + jnp.einsum("bjn,bjcq->qnc", w_e, e_prev)
-    # e_K = J0^K e + sum_s J0^(K-1-s) D0 u_s, unrolled over the K steps (one fused pass;
-    # as a product over the K axis, XLA CPU transposes U first).
-    last = [jnp.asarray(powers[K - 1 - s] @ D0, dt) for s in range(K)]
-    e_last = jnp.einsum("ji,bicq->bjcq", jnp.asarray(powers[K], dt), e_prev) + sum(
-        last[s][None, :, :, None] * U[s][:, None, None, :] for s in range(K)
-    )
+        last = [jnp.asarray(powers[K - 1 - s] @ D0, dt) for s in range(K)]
+        e_last = jnp.einsum("ji,bicq->bjcq", jnp.asarray(powers[K], dt), e_prev) + sum(
+            last[s][None, :, :, None] * U[s][:, None, None, :] for s in range(K)
+        )
     E_all = None
     if filtered:
         Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
@@ -566,6 +572,10 @@ class EProp(AbstractOnlineLearner):
         if model is not None and all(self.is_factorised(l, model.dtype) for l in model.layers):
             return 32
         return 16
+
+    def constant_blocks(self, layer, dtype):
+        mode, constants = self._mode(layer, dtype)
+        return constants if mode == "factorised" and not n_phi(layer) else None
 
     def update_chunk(self, layer, trace, ctxs, lams, kappa):
         mode, constants = self._mode(layer, lams.dtype)
