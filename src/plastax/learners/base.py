@@ -394,10 +394,15 @@ class AbstractOnlineLearner(AbstractLearner):
         # gathers its K steps (padding filled in), so nothing of size T is copied.
         n_chunks = -(-T // K) if pad else T // K
 
+        def take(a, i):  # steps i K ... i K + K - 1, zeros past the end
+            full = jax.lax.dynamic_slice_in_dim(a, i * K, K)
+            if T % K == 0:
+                return full
+            padded = lambda: a.at[i * K + jnp.arange(K)].get(mode="fill", fill_value=0)
+            return jax.lax.cond(i * K + K <= T, lambda: full, padded)
+
         def body(st, i):
-            idx = i * K + jnp.arange(K)
-            chunk = tuple(a.at[idx].get(mode="fill", fill_value=0) for a in xs)
-            return self._chunk(model, st, chunk, loss), None
+            return self._chunk(model, st, tuple(take(a, i) for a in xs), loss), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
         if n_chunks * K < T:  # the rest, step by step
