@@ -391,7 +391,8 @@ class AbstractOnlineLearner(AbstractLearner):
         # K steps at a time: the forward passes and learning signals of a chunk first
         # (they do not depend on the traces), then the traces advance K steps at once.
         # One compiled chunk of fixed size, so memory does not depend on T.  Each chunk
-        # gathers its K steps (padding filled in), so nothing of size T is copied.
+        # is a slice of the inputs (the last one, if T is no multiple of K, is gathered
+        # with padding filled in), so nothing of size T is copied.
         n_chunks = -(-T // K) if pad else T // K
 
         def take(a, i):  # steps i K ... i K + K - 1, zeros past the end

@@ -382,8 +382,8 @@ def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
     chunk is a weighted sum of the same rows (one fused pass); no trace of any other
     step is formed unless ``filtered``."""
     J0, D0 = (np.asarray(c, np.float64) for c in constants)
-    K, B, Q = U.shape
-    d, m = D0.shape
+    K, _, Q = U.shape
+    m = D0.shape[1]
     n, dt = lam.shape[-1], lam.dtype
     A_u, A_e, powers = _factorised_maps(J0, D0, K)
     w = lam[:, :, None, :] * pn  # (K, B, d, n): the weight of each step's trace
@@ -394,9 +394,8 @@ def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
         g = (rows_u.reshape(-1, Q).T @ rows_w.reshape(-1, n))[:, :, None]
         # e_K = J0^K e + sum_s J0^(K-1-s) D0 u_s: a weighted sum of the same rows,
         # unrolled (one fused pass; as a product over the K axis, XLA CPU transposes
-        # the rows first).  Reading rows_u, not U, leaves the product as U's only
-        # consumer, so U is never materialised apart from rows_u.
-        coef = [powers[K - 1 - s] @ D0[:, 0] for s in range(K)] + list(powers[K].T)
+        # the rows first)
+        coef = list(A_u[:, 0, K - 1, :]) + list(powers[K].T)
         e_last = sum(
             jnp.asarray(c, dt)[None, :, None] * rows_u[x][:, None, :] for x, c in enumerate(coef)
         )[:, :, None, :]
@@ -404,20 +403,15 @@ def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
         w_u = jnp.einsum("sckd,kbdn->sbcn", jnp.asarray(A_u, dt), w)  # (K, B, m, n)
         w_e = jnp.einsum("jkd,kbdn->bjn", jnp.asarray(A_e, dt), w)  # (B, d, n)
         g = _outer_grad(w_u, U) + jnp.einsum("bjn,bjcq->qnc", w_e, e_prev)
-        last = [jnp.asarray(powers[K - 1 - s] @ D0, dt) for s in range(K)]
+        last = jnp.asarray(A_u[:, :, K - 1, :], dt)  # (K, m, d): J0^(K-1-s) D0, transposed
         e_last = jnp.einsum("ji,bicq->bjcq", jnp.asarray(powers[K], dt), e_prev) + sum(
-            last[s][None, :, :, None] * U[s][:, None, None, :] for s in range(K)
+            last[s].T[None, :, :, None] * U[s][:, None, None, :] for s in range(K)
         )
     E_all = None
     if filtered:
         Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
-        Mm = np.zeros((K, K, d, m))
-        for k_ in range(K):
-            for s_ in range(k_ + 1):
-                Mm[k_, s_] = powers[k_ - s_] @ D0
-        E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum(
-            "ksdm,sbq->kbdmq", jnp.asarray(Mm, dt), U
-        )
+        Mm = jnp.asarray(np.transpose(A_u, (2, 0, 3, 1)), dt)  # [k, s]: J0^(k-s) D0, s <= k
+        E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum("ksdm,sbq->kbdmq", Mm, U)
     return g, e_last, E_all
 
 
