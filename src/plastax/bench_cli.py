@@ -208,9 +208,9 @@ def _load_line(result) -> str:
     m = result.get("machine", {})
     load = m.get("load_average") or {}
     start, end = load.get("start"), load.get("end")
-    where = f"{m.get('cpu_count', '?')} CPU cores"
-    if device_of(m) is not None:
-        where = f"one {device_of(m)} ({where} beside it)"
+    where, device = f"{m.get('cpu_count', '?')} CPU cores", device_of(m)
+    if device is not None:
+        where = f"one {device} ({where} beside it)"
     where += f", jax {m.get('jax', '?')}"
     if start and end:
         where += f"; load average (1 min) {start[0]:.2f} before, {end[0]:.2f} after"

@@ -397,7 +397,7 @@ class AbstractOnlineLearner(AbstractLearner):
 
         def take(a, i):  # steps i K ... i K + K - 1, zeros past the end
             full = jax.lax.dynamic_slice_in_dim(a, i * K, K)
-            if T % K == 0:
+            if n_chunks * K <= T:  # no chunk reaches past the end (T % K == 0, or pad=False)
                 return full
             padded = lambda: a.at[i * K + jnp.arange(K)].get(mode="fill", fill_value=0)
             return jax.lax.cond(i * K + K <= T, lambda: full, padded)
