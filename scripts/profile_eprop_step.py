@@ -16,6 +16,17 @@ then, with --ops N, runs the last EProp once under jax.profiler and prints the N
 thunks (XLA fusions, matrix products, loops) that took longest, with their count and
 their share per step, so that a gap to a floor can be traced to the operations
 behind it; --hlo PATH writes the optimised HLO of that EProp to look the names up.
+
+The thunk table under-reports plain ``dot`` thunks (Eigen matrix products, run
+asynchronously: the profile shows little more than their dispatch), so --products
+also times, in the same interleaved rounds, the matrix products of the last EProp's
+chunks alone, with their shapes, one chunk after another over the same T steps:
+
+  gradient product   [x, z, 1] rows (and, factorised, the carried trace's B d rows)
+                     transposed times the rows' weights: the gradient of W_in, W_rec
+                     and the bias, ((K + d) B x (p + n + 1))^T (.(K + d) B x n)
+  input product      the chunk's input currents, (K B x p) (p x n)
+  readout gradient   (K B x n_out)^T (K B x n), the readout weight's gradient
 """
 
 from __future__ import annotations
@@ -64,6 +75,25 @@ def op_table(compiled, args, n: int, steps: int) -> list[str]:
     return lines
 
 
+def product_function(a_shape, b_shape, n_chunks: int, transpose_a: bool, dtype):
+    """``(f, args)``: ``f`` sums ``a_i^T b_i`` (or ``a_i b_i``) over ``n_chunks`` pairs of
+    random operands of these shapes, one pair per iteration of a scan, as a chunked
+    learner does once per chunk (distinct operands, so no product is hoisted)."""
+    ka, kb = jax.random.split(jax.random.key(1))
+    a = jax.random.normal(ka, (n_chunks, *a_shape), dtype)
+    b = jax.random.normal(kb, (n_chunks, *b_shape), dtype)
+    out = (a_shape[1] if transpose_a else a_shape[0], b_shape[1])
+
+    def f(a, b):
+        def body(acc, ab):
+            x, y = ab
+            return acc + ((x.T if transpose_a else x) @ y), None
+
+        return jax.lax.scan(body, jnp.zeros(out, dtype), (a, b))[0]
+
+    return f, (a, b)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--neuron", default="alif", help="lif_detach, lif or alif")
@@ -74,6 +104,9 @@ def main() -> None:
     ap.add_argument("--chunks", default="1,16", help="EProp chunk sizes to time")
     ap.add_argument("--ops", type=int, default=0, help="print the N longest thunks")
     ap.add_argument("--hlo", default=None, help="write the optimised HLO of EProp here")
+    ap.add_argument(
+        "--products", action="store_true", help="also time the last EProp's products alone"
+    )
     args = ap.parse_args()
     T, B, n = args.steps, args.batch, args.hidden
     model = build_network(args.neuron, n, n_in=args.n_in)
@@ -91,6 +124,19 @@ def main() -> None:
     for k in (int(c) for c in args.chunks.split(",")):
         f, p = learner_function(EProp(chunk=k), model)
         jobs[f"EProp(chunk={k})"] = (f, (p, x, t, mask))
+    if args.products:
+        learner = EProp(chunk=k)
+        K, dt = learner.chunk_size(model), model.dtype
+        layer, p_in = model.layers[0], model.n_in
+        Q = p_in + (n if layer.recurrent else 0) + 1
+        rows = (K + (layer.n_states if learner.is_factorised(layer, dt) else 0)) * B
+        n_out, n_chunks = model.n_out, T // K
+        for name, a, b, tr in (
+            ("gradient product", (rows, Q), (rows, n), True),
+            ("input product", (K * B, p_in), (p_in, n), False),
+            ("readout gradient", (K * B, n_out), (K * B, n), True),
+        ):
+            jobs[f"{name} alone"] = product_function(a, b, n_chunks, tr, dt)
     timed = time_interleaved(jobs, repeats=5)
 
     floor = timed["traffic floor"]["min_s"]
@@ -105,7 +151,7 @@ def main() -> None:
             f"| {name} | {r['min_s'] / T * 1e6:.1f} | {r['median_s'] / T * 1e6:.1f} | "
             f"{r['min_s'] / floor:.2f} | {r['compile_s']:.1f} |"
         )
-    last = list(jobs)[-1]
+    last = [name for name in jobs if name.startswith("EProp")][-1]
     if args.ops or args.hlo:
         f, a = jobs[last]
         compiled = jax.jit(f).lower(*a).compile()
