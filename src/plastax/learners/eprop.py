@@ -412,6 +412,7 @@ def _factorised_chunk(constants, lam, pn, U, e_prev, filtered):
         Pw = jnp.asarray(np.stack(powers[1:]), dt)  # (K, d, d)
         Mm = jnp.asarray(np.transpose(A_u, (2, 0, 3, 1)), dt)  # [k, s]: J0^(k-s) D0, s <= k
         E_all = jnp.einsum("kde,bemq->kbdmq", Pw, e_prev) + jnp.einsum("ksdm,sbq->kbdmq", Mm, U)
+        e_last = E_all[-1]  # formed anyway: the weighted sum above is then dropped as unused
     return g, e_last, E_all
 
 
